@@ -1,0 +1,23 @@
+//! The Bitwarden Public API client, behind [`BitwardenApi`].
+
+pub mod types;
+
+use async_trait::async_trait;
+
+use crate::Error;
+pub use types::{ImportGroup, ImportMember, ImportRequest, OrgGroup, OrgMember};
+
+/// What a sync needs from a Bitwarden organization.
+#[async_trait]
+pub trait BitwardenApi: Send + Sync {
+    /// The API base URL (part of the sync hash).
+    fn api_url(&self) -> &str;
+    /// The organization id, from the API key's client id (part of the sync hash).
+    fn organization_id(&self) -> &str;
+    /// Sends one import request. Success is an empty 200.
+    async fn import(&self, request: &ImportRequest) -> Result<(), Error>;
+    /// The organization's members, or `None` when the server has no such endpoint (Vaultwarden).
+    async fn list_members(&self) -> Result<Option<Vec<OrgMember>>, Error>;
+    /// The organization's groups, or `None` when the server has no such endpoint.
+    async fn list_groups(&self) -> Result<Option<Vec<OrgGroup>>, Error>;
+}

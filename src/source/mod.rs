@@ -1,0 +1,55 @@
+//! Directory sources: one module per provider, all behind [`DirectorySource`].
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::Error;
+use crate::api::{DirectorySyncSpec, SyncOptions};
+use crate::secrets::SecretStore;
+use crate::sync::model::Directory;
+
+/// What the engine asks a source for.
+#[derive(Clone, Debug, Default)]
+pub struct ReadRequest {
+    pub users: bool,
+    pub groups: bool,
+    /// The cursor of the last successful sync; `None` asks for a full read.
+    pub cursor: Option<BTreeMap<String, String>>,
+}
+
+impl ReadRequest {
+    pub fn new(options: &SyncOptions, cursor: Option<BTreeMap<String, String>>) -> Self {
+        ReadRequest { users: options.users, groups: options.groups, cursor }
+    }
+}
+
+/// What a source returns.
+#[derive(Clone, Debug, Default)]
+pub struct ReadResult {
+    pub directory: Directory,
+    /// The cursor to store once the whole sync has succeeded.
+    pub cursor: BTreeMap<String, String>,
+    /// Security-relevant settings in effect (e.g. TLS verification off), for the status.
+    pub warnings: Vec<String>,
+}
+
+/// One directory provider.
+#[async_trait]
+pub trait DirectorySource: Send {
+    /// Reads users and groups. Errors are `SourceAuthFailed`, `SourceUnavailable`,
+    /// `RateLimited` or, for settings only the server can reject, `InvalidSpec`.
+    async fn read(&mut self, request: &ReadRequest) -> Result<ReadResult, Error>;
+}
+
+/// Builds the source a spec names. Sources that are not built yet are a clear error.
+pub async fn connect(
+    spec: &DirectorySyncSpec,
+    _secrets: &dyn SecretStore,
+) -> Result<Box<dyn DirectorySource>, Error> {
+    let provider = spec.source.provider();
+    Err(Error::invalid(
+        &format!("spec.source.{provider}"),
+        format!("the {provider} source is not available in this version of dirsync"),
+    ))
+}
