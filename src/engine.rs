@@ -79,8 +79,16 @@ pub struct Outcome {
 /// Builds the source and the Bitwarden client a spec names. Tests plug in doubles here.
 #[async_trait]
 pub trait Connector: Send + Sync {
-    async fn source(&self, spec: &DirectorySyncSpec, secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error>;
-    async fn bitwarden(&self, spec: &DirectorySyncSpec, secrets: &dyn SecretStore) -> Result<Box<dyn BitwardenApi>, Error>;
+    async fn source(
+        &self,
+        spec: &DirectorySyncSpec,
+        secrets: &dyn SecretStore,
+    ) -> Result<Box<dyn DirectorySource>, Error>;
+    async fn bitwarden(
+        &self,
+        spec: &DirectorySyncSpec,
+        secrets: &dyn SecretStore,
+    ) -> Result<Box<dyn BitwardenApi>, Error>;
 }
 
 /// The real sources and the real Bitwarden client.
@@ -88,11 +96,19 @@ pub struct DefaultConnector;
 
 #[async_trait]
 impl Connector for DefaultConnector {
-    async fn source(&self, spec: &DirectorySyncSpec, secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
+    async fn source(
+        &self,
+        spec: &DirectorySyncSpec,
+        secrets: &dyn SecretStore,
+    ) -> Result<Box<dyn DirectorySource>, Error> {
         source::connect(spec, secrets).await
     }
 
-    async fn bitwarden(&self, spec: &DirectorySyncSpec, secrets: &dyn SecretStore) -> Result<Box<dyn BitwardenApi>, Error> {
+    async fn bitwarden(
+        &self,
+        spec: &DirectorySyncSpec,
+        secrets: &dyn SecretStore,
+    ) -> Result<Box<dyn BitwardenApi>, Error> {
         let client = crate::bitwarden::client::connect(&spec.bitwarden, secrets).await?;
         Ok(Box::new(client))
     }
@@ -137,7 +153,11 @@ pub async fn run(
 
     let prepared = prepare(
         directory,
-        PrepareOptions { users: sync.users, groups: sync.groups, remove_disabled: sync.remove_disabled },
+        PrepareOptions {
+            users: sync.users,
+            groups: sync.groups,
+            remove_disabled: sync.remove_disabled,
+        },
     )?;
     let users = count_users(&prepared);
 
@@ -150,7 +170,11 @@ pub async fn run(
         members = list_members(bitwarden.as_ref(), sync.remove_out_of_scope).await?;
         listed = true;
     }
-    let last_hash = if options.force { None } else { state.sync_hash.as_deref() };
+    let last_hash = if options.force {
+        None
+    } else {
+        state.sync_hash.as_deref()
+    };
     let make_plan = |members: &Option<Vec<OrgMember>>, groups: &Option<Vec<OrgGroup>>| {
         plan(
             &prepared,
@@ -169,7 +193,11 @@ pub async fn run(
     let mut the_plan = make_plan(&members, &org_groups)?;
     if !listed && !dry_run && matches!(the_plan.action, Action::Send | Action::GuardTripped) {
         members = list_members(bitwarden.as_ref(), false).await?;
-        org_groups = if sync.groups { bitwarden.list_groups().await? } else { None };
+        org_groups = if sync.groups {
+            bitwarden.list_groups().await?
+        } else {
+            None
+        };
         the_plan = make_plan(&members, &org_groups)?;
     }
     let summary = the_plan.summary(&prepared);
@@ -177,7 +205,11 @@ pub async fn run(
     let mut next_state = state.clone();
     let mut cursor = read.cursor;
     let keep_full_read_time = state.cursor.get(FULL_READ_KEY).cloned();
-    let full_read_at = if full_read { Some(now.to_string()) } else { keep_full_read_time };
+    let full_read_at = if full_read {
+        Some(now.to_string())
+    } else {
+        keep_full_read_time
+    };
     if let Some(t) = full_read_at {
         cursor.insert(FULL_READ_KEY.to_string(), t);
     }

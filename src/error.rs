@@ -55,6 +55,9 @@ impl Error {
 
     /// A single invalid field.
     pub fn invalid(path: &str, message: impl Into<String>) -> Error {
-        Error::InvalidSpec(vec![FieldError { path: path.into(), message: message.into() }])
+        Error::InvalidSpec(vec![FieldError {
+            path: path.into(),
+            message: message.into(),
+        }])
     }
 }

@@ -99,7 +99,12 @@ fn main() -> ExitCode {
             dry_run: true,
             ..Default::default()
         }),
-        Command::Sync { run, json, force, guard_override } => block_on(RunArgs {
+        Command::Sync {
+            run,
+            json,
+            force,
+            guard_override,
+        } => block_on(RunArgs {
             files: run.files,
             name: run.name,
             state: run.state,

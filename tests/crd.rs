@@ -21,7 +21,8 @@ fn committed_crd_matches_the_types() {
 
 #[test]
 fn crd_has_the_fixed_names_status_subresource_and_one_source_rule() {
-    let crd: serde_json::Value = serde_yaml_ng::from_str(dirsync::api::crd_yaml().split_once("---\n").unwrap().1).unwrap();
+    let crd: serde_json::Value =
+        serde_yaml_ng::from_str(dirsync::api::crd_yaml().split_once("---\n").unwrap().1).unwrap();
     assert_eq!(crd["metadata"]["name"], "directorysyncs.dirsync.dev");
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "dsync");
     assert_eq!(crd["spec"]["names"]["categories"][0], "dirsync");
@@ -35,7 +36,10 @@ fn crd_has_the_fixed_names_status_subresource_and_one_source_rule() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(columns, ["Source", "Ready", "Reason", "Users", "Groups", "Last Sync", "Age"]);
+    assert_eq!(
+        columns,
+        ["Source", "Ready", "Reason", "Users", "Groups", "Last Sync", "Age"]
+    );
     let source = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["source"];
     assert_eq!(source["oneOf"].as_array().unwrap().len(), 5);
     let mode = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["mode"];

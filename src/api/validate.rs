@@ -112,10 +112,7 @@ fn validate_source(e: &mut Errors, source: &SourceSpec) {
         1 => {}
         _ => e.add(
             "spec.source",
-            format!(
-                "set exactly one source, found {}",
-                configured.join(" and ")
-            ),
+            format!("set exactly one source, found {}", configured.join(" and ")),
         ),
     }
     if let Some(ldap) = &source.ldap {
@@ -144,7 +141,11 @@ fn validate_source(e: &mut Errors, source: &SourceSpec) {
         if !g.admin_email.contains('@') {
             e.add(&format!("{p}.adminEmail"), "must be an email address");
         }
-        secret_key_ref(e, &format!("{p}.serviceAccountKeySecretRef"), &g.service_account_key_secret_ref);
+        secret_key_ref(
+            e,
+            &format!("{p}.serviceAccountKeySecretRef"),
+            &g.service_account_key_secret_ref,
+        );
         e.optional_url(&format!("{p}.apiUrl"), &g.api_url);
         cloud_filter(e, &format!("{p}.userFilter"), &g.user_filter, false);
         cloud_filter(e, &format!("{p}.groupFilter"), &g.group_filter, false);
@@ -158,7 +159,10 @@ fn validate_source(e: &mut Errors, source: &SourceSpec) {
     }
     if let Some(o) = &source.one_login {
         let p = "spec.source.oneLogin";
-        e.non_empty(&format!("{p}.credentialsSecretRef.name"), &o.credentials_secret_ref.name);
+        e.non_empty(
+            &format!("{p}.credentialsSecretRef.name"),
+            &o.credentials_secret_ref.name,
+        );
         if let Some(sub) = &o.subdomain
             && (sub.is_empty() || !sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         {
@@ -183,12 +187,7 @@ fn validate_ldap(e: &mut Errors, ldap: &LdapSource) {
                 );
             }
             let loopback = url.host_str().is_some_and(is_loopback_host);
-            if plain
-                && !ldap.start_tls
-                && !loopback
-                && ldap.bind_secret_ref.is_some()
-                && !ldap.allow_insecure_bind
-            {
+            if plain && !ldap.start_tls && !loopback && ldap.bind_secret_ref.is_some() && !ldap.allow_insecure_bind {
                 e.add(
                     &format!("{p}.url"),
                     "a simple bind over plain ldap:// sends the password in clear text: use \
@@ -227,7 +226,8 @@ fn validate_ldap(e: &mut Errors, ldap: &LdapSource) {
     ] {
         if let Some(f) = filter {
             let f = f.trim();
-            if !f.is_empty() && !(f.starts_with('(') && f.ends_with(')') && balanced(f)) {
+            let well_formed = f.starts_with('(') && f.ends_with(')') && balanced(f);
+            if !f.is_empty() && !well_formed {
                 e.add(&path, "must be an LDAP filter in parentheses, e.g. (department=Sales)");
             }
         }
@@ -266,9 +266,7 @@ fn cloud_filter(e: &mut Errors, path: &str, filter: &Option<String>, entra: bool
 
 fn validate_sync(e: &mut Errors, sync: &SyncOptions) {
     match parse_duration(&sync.interval) {
-        Ok(d) if d < MIN_INTERVAL => {
-            e.add("spec.sync.interval", "must be at least 5m (as Directory Connector)")
-        }
+        Ok(d) if d < MIN_INTERVAL => e.add("spec.sync.interval", "must be at least 5m (as Directory Connector)"),
         Ok(_) => {}
         Err(m) => e.add("spec.sync.interval", m),
     }
@@ -283,8 +281,7 @@ fn validate_sync(e: &mut Errors, sync: &SyncOptions) {
 /// True for `localhost` and loopback IP addresses (`127.0.0.0/8`, `::1`).
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Parses a URL whose scheme is one of `schemes`, or one of `loopback_schemes` when the host is a
@@ -299,9 +296,17 @@ pub fn check_url(value: &str, schemes: &[&str], loopback_schemes: &[&str]) -> Re
     if schemes.contains(&scheme) || (loopback_schemes.contains(&scheme) && is_loopback_host(host)) {
         return Ok(url);
     }
-    let mut allowed = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+    let mut allowed = schemes
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(" or ");
     if !loopback_schemes.is_empty() {
-        let l = loopback_schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+        let l = loopback_schemes
+            .iter()
+            .map(|s| format!("{s}://"))
+            .collect::<Vec<_>>()
+            .join(" or ");
         allowed = format!("{allowed} ({l} only for loopback hosts)");
     }
     Err(format!("must use {allowed}"))
@@ -317,9 +322,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
         if num_len == 0 {
             return Err(bad());
         }
@@ -364,7 +367,12 @@ source:
     }
 
     fn paths(spec: &DirectorySyncSpec) -> Vec<String> {
-        validate(spec).err().unwrap_or_default().into_iter().map(|e| e.path).collect()
+        validate(spec)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
     }
 
     #[test]
@@ -373,7 +381,13 @@ source:
         assert_eq!(validate(&spec), Ok(()));
         assert_eq!(spec.sync.interval, "1h");
         assert!(spec.sync.users && spec.sync.groups && spec.sync.invite_users);
-        assert_eq!(spec.sync.guard, GuardSpec { max_removals: 10, max_removal_percent: 5 });
+        assert_eq!(
+            spec.sync.guard,
+            GuardSpec {
+                max_removals: 10,
+                max_removal_percent: 5
+            }
+        );
         assert_eq!(spec.mode, Mode::Apply);
         let ldap = spec.source.ldap.unwrap();
         assert_eq!(ldap.page_size, 1000);
@@ -388,7 +402,10 @@ source:
         spec.bitwarden.api_url = Some("http://bitwarden.example".into());
         spec.source.okta = Some(OktaSource {
             org_url: "https://x.okta.com".into(),
-            token_secret_ref: SecretKeyRef { name: "t".into(), key: "token".into() },
+            token_secret_ref: SecretKeyRef {
+                name: "t".into(),
+                key: "token".into(),
+            },
             ..Default::default()
         });
         let p = paths(&spec);
@@ -481,7 +498,10 @@ source:
         spec.source.ldap = None;
         spec.source.okta = Some(OktaSource {
             org_url: "https://x.okta.com".into(),
-            token_secret_ref: SecretKeyRef { name: "t".into(), key: "token".into() },
+            token_secret_ref: SecretKeyRef {
+                name: "t".into(),
+                key: "token".into(),
+            },
             user_filter: Some("includes:a@x".into()),
             group_filter: Some("exclude:Sales|type eq \"OKTA_GROUP\"".into()),
         });

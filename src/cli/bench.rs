@@ -33,9 +33,16 @@ pub fn synthetic_directory(users: usize, groups: usize) -> Directory {
         })
         .collect();
     for i in 0..users {
-        groups_v[i % groups].members.push(format!("cn=user{i:07},ou=people,dc=corp,dc=example"));
+        groups_v[i % groups]
+            .members
+            .push(format!("cn=user{i:07},ou=people,dc=corp,dc=example"));
     }
-    Directory { users: users_v, groups: groups_v, complete: true, restrict_users_to_groups: false }
+    Directory {
+        users: users_v,
+        groups: groups_v,
+        complete: true,
+        restrict_users_to_groups: false,
+    }
 }
 
 /// Peak resident set size of this process in KiB (Linux), if known.
@@ -52,11 +59,18 @@ pub fn run(users: usize, groups: usize, out: &mut dyn std::io::Write) -> std::io
     let directory = synthetic_directory(users, groups);
     let generate = t.elapsed();
 
-    let options = SyncOptions { large_import: true, ..Default::default() };
+    let options = SyncOptions {
+        large_import: true,
+        ..Default::default()
+    };
     let t = Instant::now();
     let prepared = prepare(
         directory,
-        PrepareOptions { users: true, groups: true, remove_disabled: options.remove_disabled },
+        PrepareOptions {
+            users: true,
+            groups: true,
+            remove_disabled: options.remove_disabled,
+        },
     )
     .expect("synthetic directory has no duplicates");
     let prepare_time = t.elapsed();
@@ -79,15 +93,40 @@ pub fn run(users: usize, groups: usize, out: &mut dyn std::io::Write) -> std::io
     let plan_time = t.elapsed();
 
     let t = Instant::now();
-    let bytes: usize = plan.requests.iter().map(|r| serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0)).sum();
+    let bytes: usize = plan
+        .requests
+        .iter()
+        .map(|r| serde_json::to_vec(r).map(|v| v.len()).unwrap_or(0))
+        .sum();
     let serialise = t.elapsed();
 
     let memberships: usize = prepared.groups.iter().map(|g| g.members.len()).sum();
-    writeln!(out, "directory: {users} users, {groups} nested groups ({memberships} flattened memberships)")?;
-    writeln!(out, "generate  {:>8.1} ms   (synthetic input, not part of a sync)", generate.as_secs_f64() * 1e3)?;
-    writeln!(out, "prepare   {:>8.1} ms   (filters, duplicates, flattening)", prepare_time.as_secs_f64() * 1e3)?;
-    writeln!(out, "plan      {:>8.1} ms   ({} request(s), hash, guard)", plan_time.as_secs_f64() * 1e3, plan.requests.len())?;
-    writeln!(out, "serialise {:>8.1} ms   ({:.1} MiB of JSON)", serialise.as_secs_f64() * 1e3, bytes as f64 / 1048576.0)?;
+    writeln!(
+        out,
+        "directory: {users} users, {groups} nested groups ({memberships} flattened memberships)"
+    )?;
+    writeln!(
+        out,
+        "generate  {:>8.1} ms   (synthetic input, not part of a sync)",
+        generate.as_secs_f64() * 1e3
+    )?;
+    writeln!(
+        out,
+        "prepare   {:>8.1} ms   (filters, duplicates, flattening)",
+        prepare_time.as_secs_f64() * 1e3
+    )?;
+    writeln!(
+        out,
+        "plan      {:>8.1} ms   ({} request(s), hash, guard)",
+        plan_time.as_secs_f64() * 1e3,
+        plan.requests.len()
+    )?;
+    writeln!(
+        out,
+        "serialise {:>8.1} ms   ({:.1} MiB of JSON)",
+        serialise.as_secs_f64() * 1e3,
+        bytes as f64 / 1048576.0
+    )?;
     writeln!(
         out,
         "total     {:>8.1} ms   (prepare + plan + serialise)",
@@ -106,7 +145,15 @@ mod tests {
     #[test]
     fn the_synthetic_directory_nests_every_group_under_the_root() {
         let d = synthetic_directory(1000, 111);
-        let p = prepare(d, PrepareOptions { users: true, groups: true, remove_disabled: false }).unwrap();
+        let p = prepare(
+            d,
+            PrepareOptions {
+                users: true,
+                groups: true,
+                remove_disabled: false,
+            },
+        )
+        .unwrap();
         let root = p.groups.iter().find(|g| g.name == "Group 0").unwrap();
         assert_eq!(root.members.len(), 1000);
     }

@@ -17,7 +17,12 @@ pub enum ManifestError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: document {index} is not valid YAML for a {kind}: {message}")]
-    Parse { path: PathBuf, index: usize, kind: String, message: String },
+    Parse {
+        path: PathBuf,
+        index: usize,
+        kind: String,
+        message: String,
+    },
     #[error("no DirectorySync (apiVersion dirsync.dev/v1alpha1) found in {0}")]
     NoDirectorySync(String),
     #[error("{count} DirectorySyncs found ({names}): choose one with --name")]
@@ -44,7 +49,10 @@ impl Manifests {
     pub fn load(paths: &[PathBuf]) -> Result<Manifests, ManifestError> {
         let mut m = Manifests::default();
         for path in paths {
-            let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+                path: path.clone(),
+                source,
+            })?;
             m.add_text(path, &text)?;
         }
         Ok(m)
@@ -97,7 +105,13 @@ impl Manifests {
 
     /// The one DirectorySync to run (by name when there are several).
     pub fn select(&self, name: Option<&str>, files: &[PathBuf]) -> Result<DirectorySync, ManifestError> {
-        let names = || self.syncs.iter().filter_map(|s| s.metadata.name.clone()).collect::<Vec<_>>().join(", ");
+        let names = || {
+            self.syncs
+                .iter()
+                .filter_map(|s| s.metadata.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match name {
             Some(n) => self
                 .syncs
@@ -108,9 +122,16 @@ impl Manifests {
             None => match self.syncs.as_slice() {
                 [one] => Ok(one.clone()),
                 [] => Err(ManifestError::NoDirectorySync(
-                    files.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+                    files
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 )),
-                many => Err(ManifestError::Ambiguous { count: many.len(), names: names() }),
+                many => Err(ManifestError::Ambiguous {
+                    count: many.len(),
+                    names: names(),
+                }),
             },
         }
     }
@@ -133,7 +154,10 @@ impl Manifests {
                 entry.insert(k.clone(), v.clone().into_bytes());
             }
         }
-        FileSecrets { namespace: namespace.to_string(), secrets }
+        FileSecrets {
+            namespace: namespace.to_string(),
+            secrets,
+        }
     }
 }
 
@@ -150,7 +174,10 @@ impl SecretStore for FileSecrets {
             namespace: self.namespace.clone(),
             name: name.to_string(),
         })?;
-        let bytes = secret.get(key).ok_or_else(|| Error::SecretKeyMissing { name: name.to_string(), key: key.to_string() })?;
+        let bytes = secret.get(key).ok_or_else(|| Error::SecretKeyMissing {
+            name: name.to_string(),
+            key: key.to_string(),
+        })?;
         let text = String::from_utf8(bytes.clone()).map_err(|_| Error::SecretKeyMissing {
             name: name.to_string(),
             key: format!("{key} (its value is not UTF-8 text)"),
@@ -207,8 +234,14 @@ metadata: {name: ignored}
         let store = m.secret_store("identity");
         assert_eq!(store.get("bw", "client_id").await.unwrap().expose(), "organization.123");
         assert_eq!(store.get("bw", "client_secret").await.unwrap().expose(), "s3cr3t");
-        assert!(matches!(store.get("bw", "nope").await, Err(Error::SecretKeyMissing { .. })));
-        assert!(matches!(store.get("other", "x").await, Err(Error::SecretNotFound { .. })));
+        assert!(matches!(
+            store.get("bw", "nope").await,
+            Err(Error::SecretKeyMissing { .. })
+        ));
+        assert!(matches!(
+            store.get("other", "x").await,
+            Err(Error::SecretNotFound { .. })
+        ));
     }
 
     #[test]
@@ -217,8 +250,14 @@ metadata: {name: ignored}
         let mut second = m.syncs[0].clone();
         second.metadata.name = Some("second".into());
         m.syncs.push(second);
-        assert!(matches!(m.select(None, &[]), Err(ManifestError::Ambiguous { count: 2, .. })));
-        assert_eq!(m.select(Some("second"), &[]).unwrap().metadata.name.as_deref(), Some("second"));
+        assert!(matches!(
+            m.select(None, &[]),
+            Err(ManifestError::Ambiguous { count: 2, .. })
+        ));
+        assert_eq!(
+            m.select(Some("second"), &[]).unwrap().metadata.name.as_deref(),
+            Some("second")
+        );
         assert!(matches!(m.select(Some("x"), &[]), Err(ManifestError::NotFound(_))));
     }
 
@@ -226,10 +265,16 @@ metadata: {name: ignored}
     fn bad_yaml_names_the_file_and_document() {
         let mut m = Manifests::default();
         let err = m
-            .add_text(Path::new("bad.yaml"), "apiVersion: dirsync.dev/v1alpha1\nkind: DirectorySync\nspec: {source: 3}\n")
+            .add_text(
+                Path::new("bad.yaml"),
+                "apiVersion: dirsync.dev/v1alpha1\nkind: DirectorySync\nspec: {source: 3}\n",
+            )
             .err()
             .unwrap()
             .to_string();
-        assert!(err.starts_with("bad.yaml: document 1 is not valid YAML for a DirectorySync"), "{err}");
+        assert!(
+            err.starts_with("bad.yaml: document 1 is not valid YAML for a DirectorySync"),
+            "{err}"
+        );
     }
 }

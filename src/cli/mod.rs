@@ -40,7 +40,11 @@ pub async fn run(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std::i
         }
         Err(Failure::Sync(err)) => {
             eprintln!("error: {}: {err}", err.reason());
-            if input_error(&err) { EXIT_INVALID_INPUT } else { EXIT_SYNC_FAILED }
+            if input_error(&err) {
+                EXIT_INVALID_INPUT
+            } else {
+                EXIT_SYNC_FAILED
+            }
         }
     }
 }
@@ -52,7 +56,10 @@ enum Failure {
 
 /// Failures the user fixes in the files rather than in the directory or the organization.
 fn input_error(err: &Error) -> bool {
-    matches!(err.reason(), Reason::InvalidSpec | Reason::SecretNotFound | Reason::SecretKeyMissing)
+    matches!(
+        err.reason(),
+        Reason::InvalidSpec | Reason::SecretNotFound | Reason::SecretKeyMissing
+    )
 }
 
 async fn run_inner(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std::io::Write) -> Result<i32, Failure> {
@@ -66,12 +73,19 @@ async fn run_inner(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std:
         Some(path) => state::load(path).map_err(Failure::Input)?,
         None => SyncState::default(),
     };
-    let options = RunOptions { force: args.force, guard_override: args.guard_override.clone(), dry_run: args.dry_run };
+    let options = RunOptions {
+        force: args.force,
+        guard_override: args.guard_override.clone(),
+        dry_run: args.dry_run,
+    };
     let outcome = engine::run(&ds.spec, &previous, &options, &secrets, connector)
         .await
         .map_err(Failure::Sync)?;
 
-    let write = |out: &mut dyn std::io::Write, text: &str| out.write_all(text.as_bytes()).map_err(|e| Failure::Input(e.to_string()));
+    let write = |out: &mut dyn std::io::Write, text: &str| {
+        out.write_all(text.as_bytes())
+            .map_err(|e| Failure::Input(e.to_string()))
+    };
     if args.dry_run {
         if args.json {
             let json = serde_json::to_string_pretty(&output::TestJson::new(&outcome.prepared)).expect("serialises");

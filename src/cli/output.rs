@@ -37,15 +37,32 @@ pub struct UserJson {
 
 impl TestJson {
     pub fn new(prepared: &Prepared) -> TestJson {
-        let user = |u: &User| UserJson { external_id: u.external_id.clone(), display_name: u.email.clone().unwrap_or_default() };
+        let user = |u: &User| UserJson {
+            external_id: u.external_id.clone(),
+            display_name: u.email.clone().unwrap_or_default(),
+        };
         let mut out = TestJson {
             groups: prepared
                 .groups
                 .iter()
-                .map(|g| GroupJson { external_id: g.external_id.clone(), display_name: g.name.clone(), user_ids: g.members.clone() })
+                .map(|g| GroupJson {
+                    external_id: g.external_id.clone(),
+                    display_name: g.name.clone(),
+                    user_ids: g.members.clone(),
+                })
                 .collect(),
-            enabled_users: prepared.users.iter().filter(|u| !u.disabled && !u.deleted).map(user).collect(),
-            disabled_users: prepared.users.iter().filter(|u| u.disabled && !u.deleted).map(user).collect(),
+            enabled_users: prepared
+                .users
+                .iter()
+                .filter(|u| !u.disabled && !u.deleted)
+                .map(user)
+                .collect(),
+            disabled_users: prepared
+                .users
+                .iter()
+                .filter(|u| u.disabled && !u.deleted)
+                .map(user)
+                .collect(),
             deleted_users: prepared.users.iter().filter(|u| u.deleted).map(user).collect(),
         };
         out.groups.sort();
@@ -60,8 +77,11 @@ impl TestJson {
 pub fn test_text(outcome: &Outcome) -> String {
     let p = &outcome.prepared;
     let json = TestJson::new(p);
-    let emails: HashMap<&str, &str> =
-        p.users.iter().filter_map(|u| u.email.as_deref().map(|e| (u.external_id.as_str(), e))).collect();
+    let emails: HashMap<&str, &str> = p
+        .users
+        .iter()
+        .filter_map(|u| u.email.as_deref().map(|e| (u.external_id.as_str(), e)))
+        .collect();
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -81,7 +101,13 @@ pub fn test_text(outcome: &Outcome) -> String {
     }
     let _ = writeln!(s, "\nGroups ({}):", json.groups.len());
     for g in &json.groups {
-        let _ = writeln!(s, "  {}  [{}]  {} members", g.display_name, g.external_id, g.user_ids.len());
+        let _ = writeln!(
+            s,
+            "  {}  [{}]  {} members",
+            g.display_name,
+            g.external_id,
+            g.user_ids.len()
+        );
         for id in &g.user_ids {
             match emails.get(id.as_str()) {
                 Some(e) => {

@@ -7,8 +7,12 @@ use crate::engine::SyncState;
 
 pub fn load(path: &Path) -> Result<SyncState, String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| format!("state file {} is not valid ({e}); delete it to start afresh", path.display())),
+        Ok(text) => serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "state file {} is not valid ({e}); delete it to start afresh",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SyncState::default()),
         Err(e) => Err(format!("cannot read state file {}: {e}", path.display())),
     }
@@ -32,7 +36,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.json");
         assert_eq!(load(&path).unwrap(), SyncState::default());
-        let mut state = SyncState { sync_hash: Some("abc".into()), last_active_users: Some(3), ..Default::default() };
+        let mut state = SyncState {
+            sync_hash: Some("abc".into()),
+            last_active_users: Some(3),
+            ..Default::default()
+        };
         state.cursor.insert("k".into(), "v".into());
         save(&path, &state).unwrap();
         assert_eq!(load(&path).unwrap(), state);

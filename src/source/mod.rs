@@ -20,7 +20,11 @@ pub struct ReadRequest {
 
 impl ReadRequest {
     pub fn new(options: &SyncOptions, cursor: Option<BTreeMap<String, String>>) -> Self {
-        ReadRequest { users: options.users, groups: options.groups, cursor }
+        ReadRequest {
+            users: options.users,
+            groups: options.groups,
+            cursor,
+        }
     }
 }
 
@@ -43,10 +47,7 @@ pub trait DirectorySource: Send {
 }
 
 /// Builds the source a spec names. Sources that are not built yet are a clear error.
-pub async fn connect(
-    spec: &DirectorySyncSpec,
-    _secrets: &dyn SecretStore,
-) -> Result<Box<dyn DirectorySource>, Error> {
+pub async fn connect(spec: &DirectorySyncSpec, _secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
     let provider = spec.source.provider();
     Err(Error::invalid(
         &format!("spec.source.{provider}"),

@@ -80,7 +80,10 @@ impl CloudFilter {
         if values.is_empty() {
             return Err(format!("{keyword}: lists no values"));
         }
-        Ok(CloudFilter { set: Some(SetFilter { kind, exclude, values }), query })
+        Ok(CloudFilter {
+            set: Some(SetFilter { kind, exclude, values }),
+            query,
+        })
     }
 
     /// The include/exclude list over names (emails or group names), if that is what it is.

@@ -242,7 +242,12 @@ mod tests {
         ];
         expect(
             &groups,
-            &[("top", &["x", "y"]), ("left", &["x", "y"]), ("right", &["x", "y"]), ("bottom", &["x", "y"])],
+            &[
+                ("top", &["x", "y"]),
+                ("left", &["x", "y"]),
+                ("right", &["x", "y"]),
+                ("bottom", &["x", "y"]),
+            ],
         );
     }
 

@@ -32,15 +32,20 @@ pub fn check(guard: &GuardSpec, input: &GuardInput) -> Option<String> {
                 None => true,
             }
     };
-    let percent = |count: u64, of: u64| if of == 0 { 100 } else { count * 100 / of };
+    let percent = |count: u64, of: u64| (count * 100).checked_div(of).unwrap_or(100);
 
     if input.complete && input.active_users == 0 {
-        let had = input.last_active_users.unwrap_or(0).max(input.external_members.unwrap_or(0));
+        let had = input
+            .last_active_users
+            .unwrap_or(0)
+            .max(input.external_members.unwrap_or(0));
         if had > 0 || input.can_remove {
             return Some(format!(
                 "the directory returned no active users (the last sync had {}, the organization has {} synced members)",
                 input.last_active_users.unwrap_or(0),
-                input.external_members.map_or("an unknown number of".to_string(), |n| n.to_string())
+                input
+                    .external_members
+                    .map_or("an unknown number of".to_string(), |n| n.to_string())
             ));
         }
     }
@@ -80,7 +85,10 @@ mod tests {
     use super::*;
 
     fn guard() -> GuardSpec {
-        GuardSpec { max_removals: 10, max_removal_percent: 5 }
+        GuardSpec {
+            max_removals: 10,
+            max_removal_percent: 5,
+        }
     }
 
     fn input() -> GuardInput {
@@ -104,26 +112,44 @@ mod tests {
             (51, Some(1000), true),  // 51 > 10 and 5.1% > 5%
             (50, Some(1000), false), // exactly 5% is not more
             (11, Some(100), true),
-            (11, None, true),        // no size known: the count decides
+            (11, None, true), // no size known: the count decides
             (11, Some(0), true),
         ];
         for (removals, members, trips) in cases {
-            let i = GuardInput { removals, current_members: members, last_active_users: None, ..input() };
+            let i = GuardInput {
+                removals,
+                current_members: members,
+                last_active_users: None,
+                ..input()
+            };
             assert_eq!(check(&guard(), &i).is_some(), trips, "{removals} of {members:?}");
         }
     }
 
     #[test]
     fn the_last_sync_size_is_the_base_without_a_member_listing() {
-        let i = GuardInput { removals: 20, current_members: None, last_active_users: Some(1000), ..input() };
+        let i = GuardInput {
+            removals: 20,
+            current_members: None,
+            last_active_users: Some(1000),
+            ..input()
+        };
         assert_eq!(check(&guard(), &i), None);
-        let i = GuardInput { removals: 60, current_members: None, last_active_users: Some(1000), ..input() };
+        let i = GuardInput {
+            removals: 60,
+            current_members: None,
+            last_active_users: Some(1000),
+            ..input()
+        };
         assert!(check(&guard(), &i).unwrap().contains("60 members (6% of 1000)"));
     }
 
     #[test]
     fn an_empty_directory_always_trips_when_there_was_something() {
-        let i = GuardInput { active_users: 0, ..input() };
+        let i = GuardInput {
+            active_users: 0,
+            ..input()
+        };
         assert!(check(&guard(), &i).unwrap().contains("no active users"));
         // First sync into an empty organization, nothing can be removed: fine.
         let i = GuardInput {
@@ -138,17 +164,31 @@ mod tests {
         let i = GuardInput { can_remove: true, ..i };
         assert!(check(&guard(), &i).is_some());
         // An incremental read that found no changes is not an empty directory.
-        let i = GuardInput { active_users: 0, complete: false, ..input() };
+        let i = GuardInput {
+            active_users: 0,
+            complete: false,
+            ..input()
+        };
         assert_eq!(check(&guard(), &i), None);
     }
 
     #[test]
     fn a_shrinking_directory_trips_only_when_the_sync_can_remove() {
-        let shrunk = GuardInput { active_users: 800, ..input() };
+        let shrunk = GuardInput {
+            active_users: 800,
+            ..input()
+        };
         assert_eq!(check(&guard(), &shrunk), None);
-        let i = GuardInput { can_remove: true, ..shrunk };
+        let i = GuardInput {
+            can_remove: true,
+            ..shrunk
+        };
         assert!(check(&guard(), &i).unwrap().contains("100 fewer active users"));
-        let small = GuardInput { can_remove: true, active_users: 880, ..input() };
+        let small = GuardInput {
+            can_remove: true,
+            active_users: 880,
+            ..input()
+        };
         assert_eq!(check(&guard(), &small), None, "20 of 900 is 2.2%");
         let partial = GuardInput { complete: false, ..i };
         assert_eq!(check(&guard(), &partial), None);

@@ -40,7 +40,11 @@ mod tests {
 
     fn request(email: &str) -> ImportRequest {
         ImportRequest {
-            members: vec![ImportMember { email: email.into(), external_id: "u1".into(), deleted: false }],
+            members: vec![ImportMember {
+                email: email.into(),
+                external_id: "u1".into(),
+                deleted: false,
+            }],
             invite_users_after_provisioning: true,
             ..Default::default()
         }
@@ -50,7 +54,10 @@ mod tests {
     fn hash_is_sha256_of_url_org_and_json() {
         let req = request("a@x.com");
         let text = format!("https://api.bitwarden.comorg-1{}", serde_json::to_string(&req).unwrap());
-        let want: String = Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let want: String = Sha256::digest(text.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(sync_hash("https://api.bitwarden.com", "org-1", &[req]), want);
     }
 
@@ -61,6 +68,9 @@ mod tests {
         assert_ne!(base, sync_hash("https://api", "org", &[request("b@x.com")]));
         assert_ne!(base, sync_hash("https://api", "org-2", &[request("a@x.com")]));
         assert_ne!(base, sync_hash("https://api.eu", "org", &[request("a@x.com")]));
-        assert_ne!(base, sync_hash("https://api", "org", &[request("a@x.com"), request("a@x.com")]));
+        assert_ne!(
+            base,
+            sync_hash("https://api", "org", &[request("a@x.com"), request("a@x.com")])
+        );
     }
 }

@@ -102,7 +102,11 @@ pub fn out_of_scope(prepared: &Prepared, members: &[OrgMember], options: &SyncOp
             if ids.contains(ext) || active_emails.contains(email.to_lowercase().as_str()) {
                 return None;
             }
-            Some(ImportMember { email, external_id: ext.to_string(), deleted: true })
+            Some(ImportMember {
+                email,
+                external_id: ext.to_string(),
+                deleted: true,
+            })
         })
         .collect();
     gone.sort_by(|a, b| a.external_id.cmp(&b.external_id));
@@ -111,7 +115,10 @@ pub fn out_of_scope(prepared: &Prepared, members: &[OrgMember], options: &SyncOp
 
 pub fn plan(prepared: &Prepared, input: &PlanInput) -> Result<Plan, Error> {
     let options = input.options;
-    let gone = input.members.map(|m| out_of_scope(prepared, m, options)).unwrap_or_default();
+    let gone = input
+        .members
+        .map(|m| out_of_scope(prepared, m, options))
+        .unwrap_or_default();
     let requests = request::build(prepared, &gone, options)?;
     let hash = sync_hash(input.api_url, input.organization_id, &requests);
 
@@ -135,9 +142,11 @@ pub fn plan(prepared: &Prepared, input: &PlanInput) -> Result<Plan, Error> {
     let guard_input = GuardInput {
         removals,
         current_members: input.members.map(|m| m.len() as u64),
-        external_members: input
-            .members
-            .map(|m| m.iter().filter(|m| m.external_id.as_deref().is_some_and(|e| !e.is_empty())).count() as u64),
+        external_members: input.members.map(|m| {
+            m.iter()
+                .filter(|m| m.external_id.as_deref().is_some_and(|e| !e.is_empty()))
+                .count() as u64
+        }),
         active_users: active_members,
         last_active_users: input.last_active_users,
         can_remove: options.overwrite_existing || options.remove_out_of_scope,
@@ -219,10 +228,19 @@ fn count_removals(requests: &[ImportRequest], members: Option<&[OrgMember]>, ove
     (count, sample)
 }
 
-fn changes(requests: &[ImportRequest], members: Option<&[OrgMember]>, groups: Option<&[OrgGroup]>, removed: u64) -> Changes {
+fn changes(
+    requests: &[ImportRequest],
+    members: Option<&[OrgMember]>,
+    groups: Option<&[OrgGroup]>,
+    removed: u64,
+) -> Changes {
     let invited = members.map_or(0, |members| {
         let exts: HashSet<&str> = members.iter().filter_map(|m| m.external_id.as_deref()).collect();
-        let emails: HashSet<String> = members.iter().filter_map(|m| m.email.as_deref()).map(str::to_lowercase).collect();
+        let emails: HashSet<String> = members
+            .iter()
+            .filter_map(|m| m.email.as_deref())
+            .map(str::to_lowercase)
+            .collect();
         requests
             .iter()
             .flat_map(|r| r.members.iter())
@@ -234,12 +252,21 @@ fn changes(requests: &[ImportRequest], members: Option<&[OrgMember]>, groups: Op
         Some(existing) => {
             let exts: HashSet<&str> = existing.iter().filter_map(|g| g.external_id.as_deref()).collect();
             sent_groups.fold((0, 0), |(c, u), g| {
-                if exts.contains(g.external_id.as_str()) { (c, u + 1) } else { (c + 1, u) }
+                if exts.contains(g.external_id.as_str()) {
+                    (c, u + 1)
+                } else {
+                    (c + 1, u)
+                }
             })
         }
         None => (0, sent_groups.count() as u64),
     };
-    Changes { invited, removed, groups_created: created, groups_updated: updated }
+    Changes {
+        invited,
+        removed,
+        groups_created: created,
+        groups_updated: updated,
+    }
 }
 
 #[cfg(test)]
@@ -249,17 +276,34 @@ mod tests {
     use crate::sync::prepare::FlatGroup;
 
     fn user(id: &str, email: &str) -> User {
-        User { external_id: id.into(), email: Some(email.into()), disabled: false, deleted: false }
+        User {
+            external_id: id.into(),
+            email: Some(email.into()),
+            disabled: false,
+            deleted: false,
+        }
     }
 
     fn member(ext: Option<&str>, email: &str, type_: i32) -> OrgMember {
-        OrgMember { id: email.into(), email: Some(email.into()), external_id: ext.map(str::to_string), type_, status: 2 }
+        OrgMember {
+            id: email.into(),
+            email: Some(email.into()),
+            external_id: ext.map(str::to_string),
+            type_,
+            status: 2,
+        }
     }
 
     fn prepared(n: usize) -> Prepared {
         Prepared {
-            users: (0..n).map(|i| user(&format!("u{i:03}"), &format!("u{i}@x.com"))).collect(),
-            groups: vec![FlatGroup { external_id: "g".into(), name: "G".into(), members: vec!["u000".into()] }],
+            users: (0..n)
+                .map(|i| user(&format!("u{i:03}"), &format!("u{i}@x.com")))
+                .collect(),
+            groups: vec![FlatGroup {
+                external_id: "g".into(),
+                name: "G".into(),
+                members: vec!["u000".into()],
+            }],
             complete: true,
             ..Default::default()
         }
@@ -285,7 +329,14 @@ mod tests {
         let first = plan(&p, &input(&options)).unwrap();
         assert_eq!(first.action, Action::Send);
         assert_eq!(first.active_members, 3);
-        let again = plan(&p, &PlanInput { last_hash: Some(&first.hash), ..input(&options) }).unwrap();
+        let again = plan(
+            &p,
+            &PlanInput {
+                last_hash: Some(&first.hash),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!(again.action, Action::Unchanged);
         assert_eq!(again.hash, first.hash);
     }
@@ -293,48 +344,99 @@ mod tests {
     #[test]
     fn an_empty_directory_sends_nothing_without_overwrite_existing() {
         let options = SyncOptions::default();
-        let empty = Prepared { complete: true, ..Default::default() };
+        let empty = Prepared {
+            complete: true,
+            ..Default::default()
+        };
         assert_eq!(plan(&empty, &input(&options)).unwrap().action, Action::Empty);
         // After a sync that had users, an empty read is held back and explained.
-        let after = plan(&empty, &PlanInput { last_active_users: Some(40), ..input(&options) }).unwrap();
+        let after = plan(
+            &empty,
+            &PlanInput {
+                last_active_users: Some(40),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!(after.action, Action::GuardTripped);
         assert!(after.guard.unwrap().contains("no active users"));
     }
 
     #[test]
     fn an_empty_directory_with_overwrite_existing_is_a_removal_of_everyone_and_trips() {
-        let options = SyncOptions { overwrite_existing: true, ..Default::default() };
-        let empty = Prepared { complete: true, ..Default::default() };
-        let members: Vec<OrgMember> = (0..3).map(|i| member(Some(&format!("u{i}")), &format!("u{i}@x.com"), 2)).collect();
-        let p = plan(&empty, &PlanInput { members: Some(&members), ..input(&options) }).unwrap();
+        let options = SyncOptions {
+            overwrite_existing: true,
+            ..Default::default()
+        };
+        let empty = Prepared {
+            complete: true,
+            ..Default::default()
+        };
+        let members: Vec<OrgMember> = (0..3)
+            .map(|i| member(Some(&format!("u{i}")), &format!("u{i}@x.com"), 2))
+            .collect();
+        let p = plan(
+            &empty,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!(p.action, Action::GuardTripped);
         assert_eq!(p.removals, 3);
         let req = &p.requests[0];
         assert!(req.members.is_empty() && req.groups.is_empty() && req.overwrite_existing);
         // The override for exactly this plan lets it through.
-        let p2 = plan(&empty, &PlanInput { members: Some(&members), guard_override: Some(&p.hash), ..input(&options) }).unwrap();
+        let p2 = plan(
+            &empty,
+            &PlanInput {
+                members: Some(&members),
+                guard_override: Some(&p.hash),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!(p2.action, Action::Send);
         assert!(p2.overridden);
         // An override for another plan does not.
-        let p3 = plan(&empty, &PlanInput { members: Some(&members), guard_override: Some("abc"), ..input(&options) }).unwrap();
+        let p3 = plan(
+            &empty,
+            &PlanInput {
+                members: Some(&members),
+                guard_override: Some("abc"),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!(p3.action, Action::GuardTripped);
     }
 
     #[test]
     fn out_of_scope_members_are_removed_except_owners_admins_manual_and_relinked() {
-        let options = SyncOptions { remove_out_of_scope: true, ..Default::default() };
+        let options = SyncOptions {
+            remove_out_of_scope: true,
+            ..Default::default()
+        };
         let p = prepared(100);
         let members = vec![
-            member(Some("u000"), "u0@x.com", 2),         // still in the directory
-            member(Some("left-1"), "left1@x.com", 2),    // left: removed
-            member(Some("left-2"), "left2@x.com", 3),    // manager, left: removed
-            member(Some("owner"), "owner@x.com", 0),     // owner: never
-            member(Some("admin"), "admin@x.com", 1),     // admin: never
-            member(None, "manual@x.com", 2),             // added by hand: never
-            member(Some(""), "blank@x.com", 2),          // empty external id: never
-            member(Some("old-id"), "U5@x.com", 2),       // re-created under a new id: kept
+            member(Some("u000"), "u0@x.com", 2),      // still in the directory
+            member(Some("left-1"), "left1@x.com", 2), // left: removed
+            member(Some("left-2"), "left2@x.com", 3), // manager, left: removed
+            member(Some("owner"), "owner@x.com", 0),  // owner: never
+            member(Some("admin"), "admin@x.com", 1),  // admin: never
+            member(None, "manual@x.com", 2),          // added by hand: never
+            member(Some(""), "blank@x.com", 2),       // empty external id: never
+            member(Some("old-id"), "U5@x.com", 2),    // re-created under a new id: kept
         ];
-        let plan = plan(&p, &PlanInput { members: Some(&members), ..input(&options) }).unwrap();
+        let plan = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!(plan.action, Action::Send);
         let removed: Vec<(&str, bool)> = plan.requests[0]
             .members
@@ -349,14 +451,20 @@ mod tests {
 
     #[test]
     fn out_of_scope_needs_a_complete_read_with_users() {
-        let options = SyncOptions { remove_out_of_scope: true, ..Default::default() };
+        let options = SyncOptions {
+            remove_out_of_scope: true,
+            ..Default::default()
+        };
         let members = vec![member(Some("left"), "left@x.com", 2)];
         let mut p = prepared(3);
         p.complete = false;
         assert!(out_of_scope(&p, &members, &options).is_empty());
         p.complete = true;
         assert_eq!(out_of_scope(&p, &members, &options).len(), 1);
-        let no_users = SyncOptions { users: false, ..options.clone() };
+        let no_users = SyncOptions {
+            users: false,
+            ..options.clone()
+        };
         assert!(out_of_scope(&p, &members, &no_users).is_empty());
         let off = SyncOptions::default();
         assert!(out_of_scope(&p, &members, &off).is_empty());
@@ -364,12 +472,23 @@ mod tests {
 
     #[test]
     fn many_out_of_scope_removals_trip_the_guard_with_the_plan_hash() {
-        let options = SyncOptions { remove_out_of_scope: true, ..Default::default() };
+        let options = SyncOptions {
+            remove_out_of_scope: true,
+            ..Default::default()
+        };
         let p = prepared(100);
-        let mut members: Vec<OrgMember> =
-            (0..100).map(|i| member(Some(&format!("u{i:03}")), &format!("u{i}@x.com"), 2)).collect();
+        let mut members: Vec<OrgMember> = (0..100)
+            .map(|i| member(Some(&format!("u{i:03}")), &format!("u{i}@x.com"), 2))
+            .collect();
         members.extend((0..20).map(|i| member(Some(&format!("gone{i}")), &format!("gone{i}@x.com"), 2)));
-        let plan = plan(&p, &PlanInput { members: Some(&members), ..input(&options) }).unwrap();
+        let plan = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!(plan.action, Action::GuardTripped);
         assert_eq!(plan.removals, 20);
         assert!(plan.guard.as_ref().unwrap().contains("remove 20 members (16% of 120)"));
@@ -386,14 +505,24 @@ mod tests {
         // No listing: an upper bound.
         assert_eq!(plan(&p, &input(&options)).unwrap().removals, 3);
         let members = vec![member(Some("u000"), "u0@x.com", 2), member(Some("u001"), "u1@x.com", 0)];
-        let plan = plan(&p, &PlanInput { members: Some(&members), ..input(&options) }).unwrap();
+        let plan = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!(plan.removals, 1);
         assert_eq!(plan.removal_sample, vec!["u0@x.com"]);
     }
 
     #[test]
     fn overwrite_existing_counts_every_external_member_missing_from_the_request() {
-        let options = SyncOptions { overwrite_existing: true, ..Default::default() };
+        let options = SyncOptions {
+            overwrite_existing: true,
+            ..Default::default()
+        };
         let p = prepared(2);
         let members = vec![
             member(Some("u000"), "u0@x.com", 2),
@@ -402,7 +531,14 @@ mod tests {
             member(Some("x3"), "x3@x.com", 0), // owners are
             member(None, "manual@x.com", 2),
         ];
-        let plan = plan(&p, &PlanInput { members: Some(&members), ..input(&options) }).unwrap();
+        let plan = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!(plan.removals, 2);
         assert_eq!(plan.removal_sample, vec!["x1@x.com", "x2@x.com"]);
     }
@@ -411,9 +547,24 @@ mod tests {
     fn group_changes_are_split_into_created_and_updated_when_groups_are_listed() {
         let options = SyncOptions::default();
         let mut p = prepared(1);
-        p.groups.push(FlatGroup { external_id: "h".into(), name: "H".into(), members: vec![] });
-        let existing = vec![OrgGroup { id: "1".into(), name: "G".into(), external_id: Some("g".into()) }];
-        let plan = plan(&p, &PlanInput { groups: Some(&existing), ..input(&options) }).unwrap();
+        p.groups.push(FlatGroup {
+            external_id: "h".into(),
+            name: "H".into(),
+            members: vec![],
+        });
+        let existing = vec![OrgGroup {
+            id: "1".into(),
+            name: "G".into(),
+            external_id: Some("g".into()),
+        }];
+        let plan = plan(
+            &p,
+            &PlanInput {
+                groups: Some(&existing),
+                ..input(&options)
+            },
+        )
+        .unwrap();
         assert_eq!((plan.changes.groups_created, plan.changes.groups_updated), (1, 1));
         let unknown = super::plan(&p, &input(&options)).unwrap();
         assert_eq!((unknown.changes.groups_created, unknown.changes.groups_updated), (0, 2));

@@ -55,7 +55,12 @@ impl Prepared {
 }
 
 pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared, Error> {
-    let Directory { users, groups, complete, restrict_users_to_groups } = directory;
+    let Directory {
+        users,
+        groups,
+        complete,
+        restrict_users_to_groups,
+    } = directory;
     let mut left_out = LeftOut::default();
     let mut users = if options.users { users } else { Vec::new() };
     let groups = if options.groups { groups } else { Vec::new() };
@@ -63,8 +68,10 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
     // Users in no synced group are left out when a group list filter narrows the groups
     // (deleted users, and disabled ones that will be removed, are kept so removals still happen).
     if options.groups && restrict_users_to_groups {
-        let in_a_group: HashSet<&str> =
-            groups.iter().flat_map(|g| g.members.iter().map(String::as_str)).collect();
+        let in_a_group: HashSet<&str> = groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(String::as_str))
+            .collect();
         let before = users.len();
         users.retain(|u| {
             Prepared::sends_as_deleted(u, options.remove_disabled) || in_a_group.contains(u.external_id.as_str())
@@ -99,7 +106,9 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
             name: group.name.clone(),
             members: Vec::new(),
         });
-        entry.members.extend(members.iter().map(|&u| flat.users[u as usize].to_string()));
+        entry
+            .members
+            .extend(members.iter().map(|&u| flat.users[u as usize].to_string()));
     }
     let groups = by_id
         .into_values()
@@ -110,7 +119,12 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
         })
         .collect();
 
-    Ok(Prepared { users, groups, left_out, complete })
+    Ok(Prepared {
+        users,
+        groups,
+        left_out,
+        complete,
+    })
 }
 
 /// Parity with the reference, made order-independent: entries that repeat exactly collapse into
@@ -191,11 +205,20 @@ mod tests {
     use crate::sync::model::Group;
 
     fn user(id: &str, email: Option<&str>) -> User {
-        User { external_id: id.into(), email: email.map(str::to_string), disabled: false, deleted: false }
+        User {
+            external_id: id.into(),
+            email: email.map(str::to_string),
+            disabled: false,
+            deleted: false,
+        }
     }
 
     fn opts() -> PrepareOptions {
-        PrepareOptions { users: true, groups: true, remove_disabled: false }
+        PrepareOptions {
+            users: true,
+            groups: true,
+            remove_disabled: false,
+        }
     }
 
     fn ids(p: &Prepared) -> Vec<&str> {
@@ -270,8 +293,19 @@ mod tests {
             let mut old = user("old-guid", Some("alice@x.com"));
             old.deleted = true;
             let new = user("new-guid", Some("alice@x.com"));
-            let users = if flip { vec![new.clone(), old.clone()] } else { vec![old, new] };
-            let p = prepare(Directory { users, ..Default::default() }, opts()).unwrap();
+            let users = if flip {
+                vec![new.clone(), old.clone()]
+            } else {
+                vec![old, new]
+            };
+            let p = prepare(
+                Directory {
+                    users,
+                    ..Default::default()
+                },
+                opts(),
+            )
+            .unwrap();
             assert_eq!(ids(&p), vec!["new-guid"], "flip={flip}");
         }
     }
@@ -285,7 +319,14 @@ mod tests {
             ..Default::default()
         };
         assert!(matches!(prepare(dir(), opts()), Err(Error::DuplicateEmails(_))));
-        let p = prepare(dir(), PrepareOptions { remove_disabled: true, ..opts() }).unwrap();
+        let p = prepare(
+            dir(),
+            PrepareOptions {
+                remove_disabled: true,
+                ..opts()
+            },
+        )
+        .unwrap();
         assert_eq!(ids(&p), vec!["e"]);
     }
 
@@ -295,7 +336,14 @@ mod tests {
         a.deleted = true;
         let mut b = user("b", Some("gone@x.com"));
         b.deleted = true;
-        let p = prepare(Directory { users: vec![a, b], ..Default::default() }, opts()).unwrap();
+        let p = prepare(
+            Directory {
+                users: vec![a, b],
+                ..Default::default()
+            },
+            opts(),
+        )
+        .unwrap();
         assert_eq!(ids(&p), vec!["a", "b"]);
     }
 
@@ -324,10 +372,24 @@ mod tests {
         let p = prepare(dir(), opts()).unwrap();
         assert_eq!(ids(&p), vec!["deleted", "member"]);
         assert_eq!(p.left_out.in_no_synced_group, 2);
-        let p = prepare(dir(), PrepareOptions { remove_disabled: true, ..opts() }).unwrap();
+        let p = prepare(
+            dir(),
+            PrepareOptions {
+                remove_disabled: true,
+                ..opts()
+            },
+        )
+        .unwrap();
         assert_eq!(ids(&p), vec!["deleted", "disabled", "member"]);
         // Without group sync the rule does not apply.
-        let p = prepare(dir(), PrepareOptions { groups: false, ..opts() }).unwrap();
+        let p = prepare(
+            dir(),
+            PrepareOptions {
+                groups: false,
+                ..opts()
+            },
+        )
+        .unwrap();
         assert_eq!(p.users.len(), 4);
         assert!(p.groups.is_empty());
     }
@@ -340,7 +402,10 @@ mod tests {
             members: members.iter().map(|s| s.to_string()).collect(),
             children: vec![],
         };
-        let dir = Directory { groups: vec![g(&["b", "a"]), g(&["c", "a"])], ..Default::default() };
+        let dir = Directory {
+            groups: vec![g(&["b", "a"]), g(&["c", "a"])],
+            ..Default::default()
+        };
         let p = prepare(dir, opts()).unwrap();
         assert_eq!(p.groups.len(), 1);
         assert_eq!(p.groups[0].members, vec!["a", "b", "c"]);

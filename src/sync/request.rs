@@ -11,7 +11,11 @@ pub const BATCH_SIZE: usize = 2000;
 /// The members and groups the directory yields, plus removal entries for members that left the
 /// scope, as one request or, with `largeImport` and more than 2000 objects, as batches: members
 /// first, then groups, 2000 per request.
-pub fn build(prepared: &Prepared, out_of_scope: &[ImportMember], options: &SyncOptions) -> Result<Vec<ImportRequest>, Error> {
+pub fn build(
+    prepared: &Prepared,
+    out_of_scope: &[ImportMember],
+    options: &SyncOptions,
+) -> Result<Vec<ImportRequest>, Error> {
     let mut members: Vec<ImportMember> = prepared
         .users
         .iter()
@@ -87,7 +91,11 @@ mod tests {
                 })
                 .collect(),
             groups: (0..groups)
-                .map(|i| FlatGroup { external_id: format!("g{i}"), name: format!("G{i}"), members: vec![format!("u{i:06}")] })
+                .map(|i| FlatGroup {
+                    external_id: format!("g{i}"),
+                    name: format!("G{i}"),
+                    members: vec![format!("u{i:06}")],
+                })
                 .collect(),
             ..Default::default()
         }
@@ -95,7 +103,10 @@ mod tests {
 
     #[test]
     fn one_request_carries_every_field_and_the_deleted_rule() {
-        let mut options = SyncOptions { remove_disabled: true, ..Default::default() };
+        let mut options = SyncOptions {
+            remove_disabled: true,
+            ..Default::default()
+        };
         let reqs = build(&prepared(3, 1), &[], &options).unwrap();
         assert_eq!(reqs.len(), 1);
         let json = serde_json::to_value(&reqs[0]).unwrap();
@@ -120,20 +131,29 @@ mod tests {
 
     #[test]
     fn large_import_batches_users_then_groups_by_2000() {
-        let options = SyncOptions { large_import: true, ..Default::default() };
+        let options = SyncOptions {
+            large_import: true,
+            ..Default::default()
+        };
         let reqs = build(&prepared(4500, 2001), &[], &options).unwrap();
         let shape: Vec<(usize, usize)> = reqs.iter().map(|r| (r.members.len(), r.groups.len())).collect();
         assert_eq!(shape, vec![(2000, 0), (2000, 0), (500, 0), (0, 2000), (0, 1)]);
         assert!(reqs.iter().all(|r| r.large_import && !r.overwrite_existing));
         // Order is kept: the batches concatenate to the single-request order.
-        let ids: Vec<&str> = reqs.iter().flat_map(|r| r.members.iter().map(|m| m.external_id.as_str())).collect();
+        let ids: Vec<&str> = reqs
+            .iter()
+            .flat_map(|r| r.members.iter().map(|m| m.external_id.as_str()))
+            .collect();
         assert_eq!(ids.len(), 4500);
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]
     fn large_import_at_or_below_2000_objects_is_one_request() {
-        let options = SyncOptions { large_import: true, ..Default::default() };
+        let options = SyncOptions {
+            large_import: true,
+            ..Default::default()
+        };
         let reqs = build(&prepared(1999, 1), &[], &options).unwrap();
         assert_eq!(reqs.len(), 1);
         assert!(reqs[0].large_import);
@@ -141,7 +161,11 @@ mod tests {
 
     #[test]
     fn overwrite_existing_with_batching_is_an_invalid_spec() {
-        let options = SyncOptions { large_import: true, overwrite_existing: true, ..Default::default() };
+        let options = SyncOptions {
+            large_import: true,
+            overwrite_existing: true,
+            ..Default::default()
+        };
         let err = build(&prepared(2001, 0), &[], &options).unwrap_err();
         assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
         assert!(build(&prepared(10, 0), &[], &options).is_ok());
@@ -156,7 +180,11 @@ mod tests {
 
     #[test]
     fn out_of_scope_removals_are_appended_as_deleted_members() {
-        let gone = ImportMember { email: "gone@x.com".into(), external_id: "old".into(), deleted: true };
+        let gone = ImportMember {
+            email: "gone@x.com".into(),
+            external_id: "old".into(),
+            deleted: true,
+        };
         let reqs = build(&prepared(1, 0), std::slice::from_ref(&gone), &SyncOptions::default()).unwrap();
         assert_eq!(reqs[0].members.last(), Some(&gone));
     }
