@@ -1,11 +1,13 @@
 //! The Bitwarden Public API client, behind [`BitwardenApi`].
 
 pub mod types;
+pub mod urls;
 
 use async_trait::async_trait;
 
 use crate::Error;
 pub use types::{ImportGroup, ImportMember, ImportRequest, OrgGroup, OrgMember};
+pub use urls::Urls;
 
 /// What a sync needs from a Bitwarden organization.
 #[async_trait]
