@@ -1,11 +1,13 @@
 //! The Bitwarden Public API client, behind [`BitwardenApi`].
 
+pub mod client;
 pub mod types;
 pub mod urls;
 
 use async_trait::async_trait;
 
 use crate::Error;
+pub use client::{Client, ClientOptions, RetryPolicy, connect};
 pub use types::{ImportGroup, ImportMember, ImportRequest, OrgGroup, OrgMember};
 pub use urls::Urls;
 

@@ -88,8 +88,16 @@ mod tests {
 
     #[test]
     fn urls_are_derived_from_region_server_and_overrides() {
+        type Row<'a> = (
+            Option<Region>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+            &'a str,
+        );
         #[rustfmt::skip]
-        let table: &[(Option<Region>, Option<&str>, Option<&str>, Option<&str>, &str, &str)] = &[
+        let table: &[Row] = &[
             // region, serverUrl, apiUrl, identityUrl => api, identity
             (None, None, None, None,
              "https://api.bitwarden.com", "https://identity.bitwarden.com"),
