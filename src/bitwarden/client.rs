@@ -150,7 +150,7 @@ pub async fn connect(spec: &BitwardenSpec, secrets: &dyn SecretStore) -> Result<
     let client_id = secrets.get(&key.name, &key.client_id_key).await?;
     let client_secret = secrets.get(&key.name, &key.client_secret_key).await?;
     let key_source = format!(
-        "Secret {:?} (keys {:?} and {:?})",
+        "the API key in Secret {:?} (keys {:?} and {:?})",
         key.name, key.client_id_key, key.client_secret_key
     );
     let ca = match &spec.ca_secret_ref {
@@ -190,10 +190,7 @@ fn check_urls(spec: &BitwardenSpec, urls: &Urls) -> Result<(), Error> {
     let mut errors = Vec::new();
     for (url, path) in [
         (&urls.api, source(&spec.api_url, "spec.bitwarden.apiUrl")),
-        (
-            &urls.identity,
-            source(&spec.identity_url, "spec.bitwarden.identityUrl"),
-        ),
+        (&urls.identity, source(&spec.identity_url, "spec.bitwarden.identityUrl")),
     ] {
         if let Err(message) = check_url(url, &["https"], &["http"])
             && !errors.iter().any(|e: &FieldError| e.path == path)
@@ -210,9 +207,7 @@ fn check_urls(spec: &BitwardenSpec, urls: &Urls) -> Result<(), Error> {
 
 /// The organization id of an organization API key's client id (`organization.<uuid>`).
 pub fn organization_id(client_id: &str) -> Option<&str> {
-    client_id
-        .strip_prefix("organization.")
-        .filter(|id| is_uuid(id))
+    client_id.strip_prefix("organization.").filter(|id| is_uuid(id))
 }
 
 fn is_uuid(s: &str) -> bool {
@@ -254,12 +249,9 @@ fn parse_ca_bundle(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
     }
     let mut store = rustls::RootCertStore::empty();
     for (i, der) in ders.iter().enumerate() {
-        store.add(der.clone()).map_err(|e| {
-            format!(
-                "holds a certificate (#{}) that is not a usable CA: {e}",
-                i + 1
-            )
-        })?;
+        store
+            .add(der.clone())
+            .map_err(|e| format!("holds a certificate (#{}) that is not a usable CA: {e}", i + 1))?;
     }
     ders.iter()
         .map(|der| reqwest::Certificate::from_der(der))
@@ -291,6 +283,8 @@ pub struct Client {
     key_source: String,
     retry: RetryPolicy,
     token: Mutex<Option<Token>>,
+    /// The last few tokens, to scrub them from messages of calls that used them.
+    recent_tokens: std::sync::Mutex<Vec<SecretValue>>,
 }
 
 impl fmt::Debug for Client {
@@ -314,13 +308,7 @@ impl Client {
         client_secret: SecretValue,
         ca_pem: Option<&[u8]>,
     ) -> Result<Client, Error> {
-        Client::with_options(
-            urls,
-            client_id,
-            client_secret,
-            ca_pem,
-            ClientOptions::default(),
-        )
+        Client::with_options(urls, client_id, client_secret, ca_pem, ClientOptions::default())
     }
 
     /// [`Client::new`] with explicit timeouts and retry policy.
@@ -332,9 +320,10 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, Error> {
         let ca = match ca_pem {
-            Some(pem) => Some(parse_ca_bundle(pem).map_err(|m| {
-                Error::invalid("spec.bitwarden.caSecretRef", format!("the CA bundle {m}"))
-            })?),
+            Some(pem) => Some(
+                parse_ca_bundle(pem)
+                    .map_err(|m| Error::invalid("spec.bitwarden.caSecretRef", format!("the CA bundle {m}")))?,
+            ),
             None => None,
         };
         Client::build(
@@ -343,7 +332,7 @@ impl Client {
             client_secret,
             ca,
             options,
-            "the organization API key".to_string(),
+            "the API key given to the client".to_string(),
         )
     }
 
@@ -357,7 +346,7 @@ impl Client {
     ) -> Result<Client, Error> {
         let Some(org_id) = organization_id(client_id) else {
             return Err(Error::BitwardenAuthFailed(format!(
-                "the client id in {key_source} must look like organization.<uuid>: use the \
+                "the client id of {key_source} must look like organization.<uuid>: use the \
                  organization API key (Admin Console → Settings → Organization info → View API \
                  key), not a personal API key"
             )));
@@ -388,6 +377,7 @@ impl Client {
             key_source,
             retry: options.retry,
             token: Mutex::new(None),
+            recent_tokens: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -412,6 +402,11 @@ impl Client {
         *cached = None;
         let token = self.fetch_token().await?;
         let value = token.value.clone();
+        let mut recent = self.recent_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        recent.push(value.clone());
+        let excess = recent.len().saturating_sub(4);
+        recent.drain(..excess);
+        drop(recent);
         *cached = Some(token);
         Ok(value)
     }
@@ -443,9 +438,7 @@ impl Client {
             ("deviceName", DEVICE_NAME),
         ];
         let requested_at = Instant::now();
-        let reply = self
-            .send("token", || self.http.post(&url).form(&form))
-            .await?;
+        let reply = self.send("token", || self.http.post(&url).form(&form)).await?;
         let status = reply.status;
         if status.is_success() {
             let token: TokenResponse = serde_json::from_slice(&reply.body)
@@ -475,18 +468,17 @@ impl Client {
         let message = match code.as_str() {
             "invalid_client" | "invalid_grant" | "unauthorized_client" => format!(
                 "Bitwarden rejected the organization API key ({code}): check the client id and \
-                 client secret in {}; the API key may have been rotated (Admin Console → \
+                 client secret of {}; the API key may have been rotated (Admin Console → \
                  Settings → Organization info → View API key)",
                 self.key_source
             ),
             "invalid_scope" => format!(
-                "Bitwarden refused the api.organization scope (invalid_scope): {} must hold an \
+                "Bitwarden refused the api.organization scope (invalid_scope): {} must be an \
                  organization API key, not a personal one",
                 self.key_source
             ),
             _ if status == StatusCode::BAD_REQUEST => format!(
-                "the identity service at {} refused the token request (HTTP 400{}): check the \
-                 organization API key in {}",
+                "the identity service at {} refused the token request (HTTP 400{}): check {}",
                 host_of(&url),
                 if detail.is_empty() {
                     String::new()
@@ -497,8 +489,7 @@ impl Client {
             ),
             _ => format!(
                 "the identity service at {} answered HTTP {status} to the token request{}: \
-                 check spec.bitwarden.identityUrl (or serverUrl) and the organization API key \
-                 in {}",
+                 check spec.bitwarden.identityUrl (or serverUrl) and {}",
                 host_of(&url),
                 if detail.is_empty() {
                     String::new()
@@ -513,11 +504,7 @@ impl Client {
 
     /// Sends one request (built anew for every attempt), retrying 429, 5xx and transport errors
     /// per the policy. Returns every other answer.
-    async fn send(
-        &self,
-        operation: &'static str,
-        make: impl Fn() -> reqwest::RequestBuilder,
-    ) -> Result<Reply, Error> {
+    async fn send(&self, operation: &'static str, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Reply, Error> {
         let mut delays = self.retry.delays();
         let mut attempt = 0u32;
         loop {
@@ -530,7 +517,7 @@ impl Client {
             })?;
             let method = request.method().clone();
             let path = request.url().path().to_string();
-            let host = request.url().host_str().unwrap_or_default().to_string();
+            let host = host_of(request.url().as_str());
             let started = Instant::now();
             let outcome = match self.http.execute(request).await {
                 Ok(response) => {
@@ -634,26 +621,18 @@ impl Client {
             let token = self.access_token().await?;
             let reply = self
                 .send(operation, || {
-                    let mut request = self
-                        .http
-                        .request(method.clone(), &url)
-                        .bearer_auth(token.expose());
+                    let mut request = self.http.request(method.clone(), &url).bearer_auth(token.expose());
                     if !query.is_empty() {
                         request = request.query(query);
                     }
                     if let Some(body) = json_body {
-                        request = request
-                            .header(CONTENT_TYPE, "application/json")
-                            .body(body.to_vec());
+                        request = request.header(CONTENT_TYPE, "application/json").body(body.to_vec());
                     }
                     request
                 })
                 .await?;
             if reply.status == StatusCode::UNAUTHORIZED && !renewed {
-                debug!(
-                    operation,
-                    path, "access token refused (401): renewing it once"
-                );
+                debug!(operation, path, "access token refused (401): renewing it once");
                 self.invalidate_token(&token).await;
                 renewed = true;
                 continue;
@@ -668,8 +647,7 @@ impl Client {
         let url = format!("{}{path}", self.urls.api);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Error::BitwardenAuthFailed(format!(
-                "Bitwarden refused access to {method} {path} (HTTP {status}) with a fresh token: \
-                 check the organization API key in {}; the key may have been rotated, or the \
+                "Bitwarden refused access to {method} {path} (HTTP {status}): check {}; the key may have been rotated, or the \
                  organization may not be allowed to use the Public API / directory sync",
                 self.key_source
             ));
@@ -684,9 +662,7 @@ impl Client {
                 message = format!("{message}: {detail}");
             }
             if status == StatusCode::BAD_REQUEST && detail.contains(LARGE_IMPORT_MESSAGE) {
-                message.push_str(
-                    " — set spec.sync.largeImport: true to send more than 2000 members or groups",
-                );
+                message.push_str(" — set spec.sync.largeImport: true to send more than 2000 members or groups");
             }
             if status == StatusCode::NOT_FOUND {
                 message.push_str(&format!(
@@ -771,17 +747,18 @@ impl Client {
         )))
     }
 
-    /// Removes the client secret and the current access token from a message (in case a server
+    /// Removes the client secret and the recent access tokens from a message (in case a server
     /// echoes them), as a last line of defence.
-    async fn scrub(&self, error: Error) -> Error {
-        let token = self.token.lock().await.as_ref().map(|t| t.value.clone());
+    fn scrub(&self, error: Error) -> Error {
+        let mut secrets = vec![self.client_secret.clone()];
+        let recent = self.recent_tokens.lock().unwrap_or_else(|e| e.into_inner());
+        secrets.extend(recent.iter().cloned());
+        drop(recent);
         let clean = |s: String| {
             let mut s = s;
-            for secret in [Some(&self.client_secret), token.as_ref()]
-                .into_iter()
-                .flatten()
-            {
-                if !secret.expose().is_empty() {
+            for secret in &secrets {
+                // Real secrets and tokens are long; a short test value would mangle the text.
+                if secret.expose().len() >= 8 {
                     s = s.replace(secret.expose(), "<redacted>");
                 }
             }
@@ -806,9 +783,7 @@ impl Client {
             large_import = request.large_import,
             "sending import"
         );
-        let reply = self
-            .api("import", Method::POST, IMPORT_PATH, &[], Some(&body))
-            .await?;
+        let reply = self.api("import", Method::POST, IMPORT_PATH, &[], Some(&body)).await?;
         if reply.status.is_success() {
             Ok(())
         } else {
@@ -830,27 +805,21 @@ impl BitwardenApi for Client {
     async fn import(&self, request: &ImportRequest) -> Result<(), Error> {
         match self.import_inner(request).await {
             Ok(()) => Ok(()),
-            Err(e) => Err(self.scrub(e).await),
+            Err(e) => Err(self.scrub(e)),
         }
     }
 
     async fn list_members(&self) -> Result<Option<Vec<OrgMember>>, Error> {
-        match self
-            .list("list_members", MEMBERS_PATH, "listing the members")
-            .await
-        {
+        match self.list("list_members", MEMBERS_PATH, "listing the members").await {
             Ok(members) => Ok(members),
-            Err(e) => Err(self.scrub(e).await),
+            Err(e) => Err(self.scrub(e)),
         }
     }
 
     async fn list_groups(&self) -> Result<Option<Vec<OrgGroup>>, Error> {
-        match self
-            .list("list_groups", GROUPS_PATH, "listing the groups")
-            .await
-        {
+        match self.list("list_groups", GROUPS_PATH, "listing the groups").await {
             Ok(groups) => Ok(groups),
-            Err(e) => Err(self.scrub(e).await),
+            Err(e) => Err(self.scrub(e)),
         }
     }
 }
@@ -884,9 +853,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = jiff::fmt::rfc2822::DateTimeParser::new()
-        .parse_timestamp(value)
-        .ok()?;
+    let at = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).ok()?;
     let wait = at.duration_since(jiff::Timestamp::now());
     Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
 }
@@ -987,10 +954,7 @@ mod tests {
     #[test]
     fn organization_ids_come_from_organization_client_ids_only() {
         let id = "organization.4a9d8c0e-1b2c-4d3e-8f40-5a6b7c8d9e0f";
-        assert_eq!(
-            organization_id(id),
-            Some("4a9d8c0e-1b2c-4d3e-8f40-5a6b7c8d9e0f")
-        );
+        assert_eq!(organization_id(id), Some("4a9d8c0e-1b2c-4d3e-8f40-5a6b7c8d9e0f"));
         for bad in [
             "user.4a9d8c0e-1b2c-4d3e-8f40-5a6b7c8d9e0f",
             "organization.",
@@ -1031,10 +995,7 @@ mod tests {
             wait > Duration::from_secs(110) && wait <= Duration::from_secs(120),
             "{wait:?}"
         );
-        h.insert(
-            RETRY_AFTER,
-            "Thu, 01 Jan 1970 00:00:01 GMT".parse().unwrap(),
-        );
+        h.insert(RETRY_AFTER, "Thu, 01 Jan 1970 00:00:01 GMT".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::ZERO));
         h.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
@@ -1073,9 +1034,7 @@ mod tests {
              address.)"
         );
         assert_eq!(
-            describe_error_body(
-                br#"{"object":"error","message":"Organization cannot use groups.","errors":null}"#
-            ),
+            describe_error_body(br#"{"object":"error","message":"Organization cannot use groups.","errors":null}"#),
             "Organization cannot use groups."
         );
         assert_eq!(
@@ -1093,23 +1052,11 @@ mod tests {
 
     #[test]
     fn ca_bundles_are_checked() {
-        assert!(
-            parse_ca_bundle(b"")
-                .unwrap_err()
-                .contains("no PEM certificate")
-        );
-        assert!(
-            parse_ca_bundle(b"not a certificate")
-                .unwrap_err()
-                .contains("no PEM")
-        );
+        assert!(parse_ca_bundle(b"").unwrap_err().contains("no PEM certificate"));
+        assert!(parse_ca_bundle(b"not a certificate").unwrap_err().contains("no PEM"));
         let broken = b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
         assert!(parse_ca_bundle(broken).is_err());
         let not_der = b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
-        assert!(
-            parse_ca_bundle(not_der)
-                .unwrap_err()
-                .contains("not a usable CA")
-        );
+        assert!(parse_ca_bundle(not_der).unwrap_err().contains("not a usable CA"));
     }
 }
