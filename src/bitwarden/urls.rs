@@ -46,11 +46,7 @@ impl Urls {
         if let Some(api) = spec.api_url.as_deref().filter(|u| !u.trim().is_empty()) {
             urls.api = normalize(api);
         }
-        if let Some(identity) = spec
-            .identity_url
-            .as_deref()
-            .filter(|u| !u.trim().is_empty())
-        {
+        if let Some(identity) = spec.identity_url.as_deref().filter(|u| !u.trim().is_empty()) {
             urls.identity = normalize(identity);
         }
         urls
@@ -71,12 +67,7 @@ pub fn normalize(url: &str) -> String {
 mod tests {
     use super::*;
 
-    fn spec(
-        region: Option<Region>,
-        server: Option<&str>,
-        api: Option<&str>,
-        identity: Option<&str>,
-    ) -> BitwardenSpec {
+    fn spec(region: Option<Region>, server: Option<&str>, api: Option<&str>, identity: Option<&str>) -> BitwardenSpec {
         BitwardenSpec {
             region,
             server_url: server.map(Into::into),
