@@ -7,7 +7,9 @@ use crate::api::validate::FieldError;
 pub enum Error {
     #[error("invalid spec: {}", join_fields(.0))]
     InvalidSpec(Vec<FieldError>),
-    #[error("Secret {name:?} not found in namespace {namespace:?}: create it, or fix the name in the spec")]
+    #[error(
+        "Secret {name:?} not found in namespace {namespace:?}: create it, or fix the name in the spec"
+    )]
     SecretNotFound { namespace: String, name: String },
     #[error("Secret {name:?} has no key {key:?}: add the key, or fix the key name in the spec")]
     SecretKeyMissing { name: String, key: String },
@@ -32,7 +34,11 @@ pub enum Error {
 }
 
 fn join_fields(errors: &[FieldError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {
@@ -55,6 +61,9 @@ impl Error {
 
     /// A single invalid field.
     pub fn invalid(path: &str, message: impl Into<String>) -> Error {
-        Error::InvalidSpec(vec![FieldError { path: path.into(), message: message.into() }])
+        Error::InvalidSpec(vec![FieldError {
+            path: path.into(),
+            message: message.into(),
+        }])
     }
 }

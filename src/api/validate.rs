@@ -79,11 +79,19 @@ fn validate_bitwarden(e: &mut Errors, bw: &BitwardenSpec) {
         } else {
             format!("https://{base}")
         };
-        e.url("spec.bitwarden.serverUrl", &with_scheme, &["https"], &["http"]);
+        e.url(
+            "spec.bitwarden.serverUrl",
+            &with_scheme,
+            &["https"],
+            &["http"],
+        );
     }
     e.optional_url("spec.bitwarden.apiUrl", &bw.api_url);
     e.optional_url("spec.bitwarden.identityUrl", &bw.identity_url);
-    e.non_empty("spec.bitwarden.apiKeySecretRef.name", &bw.api_key_secret_ref.name);
+    e.non_empty(
+        "spec.bitwarden.apiKeySecretRef.name",
+        &bw.api_key_secret_ref.name,
+    );
     e.non_empty(
         "spec.bitwarden.apiKeySecretRef.clientIdKey",
         &bw.api_key_secret_ref.client_id_key,
@@ -112,10 +120,7 @@ fn validate_source(e: &mut Errors, source: &SourceSpec) {
         1 => {}
         _ => e.add(
             "spec.source",
-            format!(
-                "set exactly one source, found {}",
-                configured.join(" and ")
-            ),
+            format!("set exactly one source, found {}", configured.join(" and ")),
         ),
     }
     if let Some(ldap) = &source.ldap {
@@ -144,7 +149,11 @@ fn validate_source(e: &mut Errors, source: &SourceSpec) {
         if !g.admin_email.contains('@') {
             e.add(&format!("{p}.adminEmail"), "must be an email address");
         }
-        secret_key_ref(e, &format!("{p}.serviceAccountKeySecretRef"), &g.service_account_key_secret_ref);
+        secret_key_ref(
+            e,
+            &format!("{p}.serviceAccountKeySecretRef"),
+            &g.service_account_key_secret_ref,
+        );
         e.optional_url(&format!("{p}.apiUrl"), &g.api_url);
         cloud_filter(e, &format!("{p}.userFilter"), &g.user_filter, false);
         cloud_filter(e, &format!("{p}.groupFilter"), &g.group_filter, false);
@@ -158,11 +167,17 @@ fn validate_source(e: &mut Errors, source: &SourceSpec) {
     }
     if let Some(o) = &source.one_login {
         let p = "spec.source.oneLogin";
-        e.non_empty(&format!("{p}.credentialsSecretRef.name"), &o.credentials_secret_ref.name);
+        e.non_empty(
+            &format!("{p}.credentialsSecretRef.name"),
+            &o.credentials_secret_ref.name,
+        );
         if let Some(sub) = &o.subdomain
             && (sub.is_empty() || !sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         {
-            e.add(&format!("{p}.subdomain"), "must be a DNS label (letters, digits, '-')");
+            e.add(
+                &format!("{p}.subdomain"),
+                "must be a DNS label (letters, digits, '-')",
+            );
         }
         e.optional_url(&format!("{p}.apiUrl"), &o.api_url);
         cloud_filter(e, &format!("{p}.userFilter"), &o.user_filter, false);
@@ -228,7 +243,10 @@ fn validate_ldap(e: &mut Errors, ldap: &LdapSource) {
         if let Some(f) = filter {
             let f = f.trim();
             if !f.is_empty() && !(f.starts_with('(') && f.ends_with(')') && balanced(f)) {
-                e.add(&path, "must be an LDAP filter in parentheses, e.g. (department=Sales)");
+                e.add(
+                    &path,
+                    "must be an LDAP filter in parentheses, e.g. (department=Sales)",
+                );
             }
         }
     }
@@ -266,17 +284,24 @@ fn cloud_filter(e: &mut Errors, path: &str, filter: &Option<String>, entra: bool
 
 fn validate_sync(e: &mut Errors, sync: &SyncOptions) {
     match parse_duration(&sync.interval) {
-        Ok(d) if d < MIN_INTERVAL => {
-            e.add("spec.sync.interval", "must be at least 5m (as Directory Connector)")
-        }
+        Ok(d) if d < MIN_INTERVAL => e.add(
+            "spec.sync.interval",
+            "must be at least 5m (as Directory Connector)",
+        ),
         Ok(_) => {}
         Err(m) => e.add("spec.sync.interval", m),
     }
     if !sync.users && !sync.groups {
-        e.add("spec.sync", "users and groups are both off: nothing would be synced");
+        e.add(
+            "spec.sync",
+            "users and groups are both off: nothing would be synced",
+        );
     }
     if sync.guard.max_removal_percent > 100 {
-        e.add("spec.sync.guard.maxRemovalPercent", "must be between 0 and 100");
+        e.add(
+            "spec.sync.guard.maxRemovalPercent",
+            "must be between 0 and 100",
+        );
     }
 }
 
@@ -299,9 +324,17 @@ pub fn check_url(value: &str, schemes: &[&str], loopback_schemes: &[&str]) -> Re
     if schemes.contains(&scheme) || (loopback_schemes.contains(&scheme) && is_loopback_host(host)) {
         return Ok(url);
     }
-    let mut allowed = schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+    let mut allowed = schemes
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(" or ");
     if !loopback_schemes.is_empty() {
-        let l = loopback_schemes.iter().map(|s| format!("{s}://")).collect::<Vec<_>>().join(" or ");
+        let l = loopback_schemes
+            .iter()
+            .map(|s| format!("{s}://"))
+            .collect::<Vec<_>>()
+            .join(" or ");
         allowed = format!("{allowed} ({l} only for loopback hosts)");
     }
     Err(format!("must use {allowed}"))
@@ -364,7 +397,12 @@ source:
     }
 
     fn paths(spec: &DirectorySyncSpec) -> Vec<String> {
-        validate(spec).err().unwrap_or_default().into_iter().map(|e| e.path).collect()
+        validate(spec)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.path)
+            .collect()
     }
 
     #[test]
@@ -373,7 +411,13 @@ source:
         assert_eq!(validate(&spec), Ok(()));
         assert_eq!(spec.sync.interval, "1h");
         assert!(spec.sync.users && spec.sync.groups && spec.sync.invite_users);
-        assert_eq!(spec.sync.guard, GuardSpec { max_removals: 10, max_removal_percent: 5 });
+        assert_eq!(
+            spec.sync.guard,
+            GuardSpec {
+                max_removals: 10,
+                max_removal_percent: 5
+            }
+        );
         assert_eq!(spec.mode, Mode::Apply);
         let ldap = spec.source.ldap.unwrap();
         assert_eq!(ldap.page_size, 1000);
@@ -388,7 +432,10 @@ source:
         spec.bitwarden.api_url = Some("http://bitwarden.example".into());
         spec.source.okta = Some(OktaSource {
             org_url: "https://x.okta.com".into(),
-            token_secret_ref: SecretKeyRef { name: "t".into(), key: "token".into() },
+            token_secret_ref: SecretKeyRef {
+                name: "t".into(),
+                key: "token".into(),
+            },
             ..Default::default()
         });
         let p = paths(&spec);
@@ -468,7 +515,10 @@ source:
         spec.source.ldap.as_mut().unwrap().groups.filter = Some("(&(cn=a)".into());
         assert_eq!(
             paths(&spec),
-            vec!["spec.source.ldap.users.filter", "spec.source.ldap.groups.filter"]
+            vec![
+                "spec.source.ldap.users.filter",
+                "spec.source.ldap.groups.filter"
+            ]
         );
         spec.source.ldap.as_mut().unwrap().users.filter = Some("(cn=a\\29b)".into());
         spec.source.ldap.as_mut().unwrap().groups.filter = Some("(&(cn=a)(!(cn=b)))".into());
@@ -481,7 +531,10 @@ source:
         spec.source.ldap = None;
         spec.source.okta = Some(OktaSource {
             org_url: "https://x.okta.com".into(),
-            token_secret_ref: SecretKeyRef { name: "t".into(), key: "token".into() },
+            token_secret_ref: SecretKeyRef {
+                name: "t".into(),
+                key: "token".into(),
+            },
             user_filter: Some("includes:a@x".into()),
             group_filter: Some("exclude:Sales|type eq \"OKTA_GROUP\"".into()),
         });

@@ -44,7 +44,10 @@ pub struct CloudFilter {
 impl CloudFilter {
     pub fn parse(text: &str, entra: bool) -> Result<CloudFilter, String> {
         let (set_part, query) = match text.split_once('|') {
-            Some((s, q)) => (s, Some(q.trim()).filter(|q| !q.is_empty()).map(str::to_string)),
+            Some((s, q)) => (
+                s,
+                Some(q.trim()).filter(|q| !q.is_empty()).map(str::to_string),
+            ),
             None => (text, None),
         };
         let set_part = set_part.trim();
@@ -80,7 +83,14 @@ impl CloudFilter {
         if values.is_empty() {
             return Err(format!("{keyword}: lists no values"));
         }
-        Ok(CloudFilter { set: Some(SetFilter { kind, exclude, values }), query })
+        Ok(CloudFilter {
+            set: Some(SetFilter {
+                kind,
+                exclude,
+                values,
+            }),
+            query,
+        })
     }
 
     /// The include/exclude list over names (emails or group names), if that is what it is.
