@@ -49,10 +49,7 @@ pub trait DirectorySource: Send {
 }
 
 /// Builds the source a spec names. Sources that are not built yet are a clear error.
-pub async fn connect(
-    spec: &DirectorySyncSpec,
-    secrets: &dyn SecretStore,
-) -> Result<Box<dyn DirectorySource>, Error> {
+pub async fn connect(spec: &DirectorySyncSpec, secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
     if let Some(l) = &spec.source.ldap {
         return Ok(Box::new(ldap::LdapDirectory::connect(l, secrets).await?));
     }

@@ -5,11 +5,7 @@
 /// `<prefix value><suffix>`; then trimmed and lower-cased. `None` when neither yields anything.
 ///
 /// Length limits (256 characters) are applied by the core, not here.
-pub fn normalize_email(
-    email: Option<&str>,
-    prefix: Option<&str>,
-    suffix: Option<&str>,
-) -> Option<String> {
+pub fn normalize_email(email: Option<&str>, prefix: Option<&str>, suffix: Option<&str>) -> Option<String> {
     let clean = |s: &str| {
         let s = s.trim();
         (!s.is_empty()).then(|| s.to_lowercase())
@@ -27,41 +23,21 @@ pub fn normalize_email(
 mod tests {
     use super::normalize_email;
 
-    type Case<'a> = (
-        Option<&'a str>,
-        Option<&'a str>,
-        Option<&'a str>,
-        Option<&'a str>,
-    );
+    type Case<'a> = (Option<&'a str>, Option<&'a str>, Option<&'a str>, Option<&'a str>);
 
     #[test]
     fn table() {
         let long = format!("{}@example.com", "a".repeat(300));
         let cases: &[Case] = &[
-            (
-                Some("alice@example.com"),
-                None,
-                None,
-                Some("alice@example.com"),
-            ),
-            (
-                Some("  Alice@Example.COM "),
-                None,
-                None,
-                Some("alice@example.com"),
-            ),
+            (Some("alice@example.com"), None, None, Some("alice@example.com")),
+            (Some("  Alice@Example.COM "), None, None, Some("alice@example.com")),
             (
                 Some("alice@example.com"),
                 Some("bob"),
                 Some("@x.org"),
                 Some("alice@example.com"),
             ),
-            (
-                None,
-                Some("Bob"),
-                Some("@Corp.Example"),
-                Some("bob@corp.example"),
-            ),
+            (None, Some("Bob"), Some("@Corp.Example"), Some("bob@corp.example")),
             (
                 Some("   "),
                 Some("bob"),
@@ -79,12 +55,7 @@ mod tests {
             (None, Some(""), Some("@corp.example"), None),
             (None, Some("bob"), Some(""), None),
             (None, None, None, None),
-            (
-                Some("ÄRGER@Example.com"),
-                None,
-                None,
-                Some("ärger@example.com"),
-            ),
+            (Some("ÄRGER@Example.com"), None, None, Some("ärger@example.com")),
             (Some(long.as_str()), None, None, Some(long.as_str())),
         ];
         for (email, prefix, suffix, want) in cases {

@@ -12,22 +12,7 @@ pub fn guid_text(bytes: &[u8]) -> Option<String> {
     let b: &[u8; 16] = bytes.try_into().ok()?;
     Some(format!(
         "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-        b[3],
-        b[2],
-        b[1],
-        b[0],
-        b[5],
-        b[4],
-        b[7],
-        b[6],
-        b[8],
-        b[9],
-        b[10],
-        b[11],
-        b[12],
-        b[13],
-        b[14],
-        b[15]
+        b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
     ))
 }
 
@@ -91,13 +76,9 @@ mod tests {
     #[test]
     fn guid_is_byte_swapped_and_lower_case() {
         let bytes = [
-            0xe0, 0x04, 0x25, 0x3f, 0x89, 0x4f, 0xd3, 0x11, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c,
-            0x33, 0x01,
+            0xe0, 0x04, 0x25, 0x3f, 0x89, 0x4f, 0xd3, 0x11, 0x9a, 0x0c, 0x03, 0x05, 0xe8, 0x2c, 0x33, 0x01,
         ];
-        assert_eq!(
-            guid_text(&bytes).unwrap(),
-            "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
-        );
+        assert_eq!(guid_text(&bytes).unwrap(), "3f2504e0-4f89-11d3-9a0c-0305e82c3301");
         assert_eq!(guid_text(&bytes[..15]), None);
     }
 
@@ -123,10 +104,7 @@ mod tests {
         );
         assert_eq!(
             parse_range("Member;Range=1500-*", "member"),
-            Some(Range {
-                low: 1500,
-                high: None
-            })
+            Some(Range { low: 1500, high: None })
         );
         assert_eq!(parse_range("member", "member"), None);
         assert_eq!(parse_range("memberOf;range=0-10", "member"), None);
@@ -142,15 +120,6 @@ mod tests {
             .as_deref(),
             Some("member;range=1500-*")
         );
-        assert_eq!(
-            next_range_request(
-                "member",
-                Range {
-                    low: 1500,
-                    high: None
-                }
-            ),
-            None
-        );
+        assert_eq!(next_range_request("member", Range { low: 1500, high: None }), None);
     }
 }

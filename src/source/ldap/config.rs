@@ -108,10 +108,7 @@ pub fn resolve(spec: &LdapSource) -> Result<Settings, Error> {
         Some(t) => match parse_duration(t) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
-                return Err(Error::invalid(
-                    &format!("{P}.timeout"),
-                    "must be more than 0s",
-                ));
+                return Err(Error::invalid(&format!("{P}.timeout"), "must be more than 0s"));
             }
             Err(m) => return Err(Error::invalid(&format!("{P}.timeout"), m)),
         },
@@ -132,10 +129,10 @@ pub fn resolve(spec: &LdapSource) -> Result<Settings, Error> {
             format!("{P}.rootPath")
         }
     };
-    let user_class = non_empty(&u.object_class)
-        .unwrap_or_else(|| if ad { "person" } else { "inetOrgPerson" }.to_string());
-    let group_class = non_empty(&g.object_class)
-        .unwrap_or_else(|| if ad { "group" } else { "groupOfNames" }.to_string());
+    let user_class =
+        non_empty(&u.object_class).unwrap_or_else(|| if ad { "person" } else { "inetOrgPerson" }.to_string());
+    let group_class =
+        non_empty(&g.object_class).unwrap_or_else(|| if ad { "group" } else { "groupOfNames" }.to_string());
     let users = UserSettings {
         base: search_base(ad_path(&u.path).as_deref(), root),
         base_field: field(&u.path, "users"),
@@ -152,8 +149,7 @@ pub fn resolve(spec: &LdapSource) -> Result<Settings, Error> {
         base_field: field(&g.path, "groups"),
         filter: class_filter(&group_class, g.filter.as_deref()),
         object_class: group_class,
-        name_attribute: non_empty(&g.name_attribute)
-            .unwrap_or_else(|| if ad { "name" } else { "cn" }.to_string()),
+        name_attribute: non_empty(&g.name_attribute).unwrap_or_else(|| if ad { "name" } else { "cn" }.to_string()),
         member_attribute: non_empty(&g.member_attribute).unwrap_or_else(|| "member".into()),
     };
     Ok(Settings {
@@ -213,10 +209,7 @@ mod tests {
         assert_eq!(s.users.base, "CN=Users,dc=corp,dc=example");
         assert_eq!(s.users.base_field, "spec.source.ldap.users.path");
         assert_eq!(s.users.filter, "(objectClass=person)");
-        assert_eq!(
-            s.users.email_prefix_attribute.as_deref(),
-            Some("sAMAccountName")
-        );
+        assert_eq!(s.users.email_prefix_attribute.as_deref(), Some("sAMAccountName"));
         assert_eq!(s.groups.base, "CN=Users,dc=corp,dc=example");
         assert_eq!(s.groups.filter, "(objectClass=group)");
         assert_eq!(s.groups.name_attribute, "name");
@@ -263,10 +256,7 @@ mod tests {
         assert_eq!(s.groups.base, "ou=Groups,dc=corp,dc=example");
         assert_eq!(s.groups.filter, "(&(objectClass=posixGroup)(cn=eng*))");
         assert_eq!(s.groups.member_attribute, "memberUid");
-        assert_eq!(
-            s.revision_date_attribute.as_deref(),
-            Some("modifyTimestamp")
-        );
+        assert_eq!(s.revision_date_attribute.as_deref(), Some("modifyTimestamp"));
     }
 
     #[test]
@@ -286,9 +276,6 @@ mod tests {
         let mut sp = spec(false);
         sp.timeout = Some("soon".into());
         let err = resolve(&sp).unwrap_err();
-        assert!(
-            err.to_string().contains("spec.source.ldap.timeout"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("spec.source.ldap.timeout"), "{err}");
     }
 }

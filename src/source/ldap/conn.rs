@@ -9,9 +9,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::config::Settings;
 use crate::Error;
@@ -39,11 +37,7 @@ impl std::fmt::Debug for Connector {
 
 impl Connector {
     /// Reads the bind credentials and TLS material from Secrets and builds the TLS config.
-    pub async fn new(
-        spec: &LdapSource,
-        settings: Settings,
-        secrets: &dyn SecretStore,
-    ) -> Result<Connector, Error> {
+    pub async fn new(spec: &LdapSource, settings: Settings, secrets: &dyn SecretStore) -> Result<Connector, Error> {
         crate::init_crypto();
         let bind = match &spec.bind_secret_ref {
             None => None,
@@ -64,9 +58,8 @@ impl Connector {
             let roots = match ca {
                 Some((r, pem)) => {
                     let field = format!("{P}.tls.caSecretRef");
-                    roots_from_pem(pem.expose().as_bytes()).map_err(|m| {
-                        Error::invalid(&field, format!("Secret {:?} key {:?}: {m}", r.name, r.key))
-                    })?
+                    roots_from_pem(pem.expose().as_bytes())
+                        .map_err(|m| Error::invalid(&field, format!("Secret {:?} key {:?}: {m}", r.name, r.key)))?
                 }
                 None => system_roots(),
             };
@@ -83,18 +76,10 @@ impl Connector {
                     if certs.is_empty() {
                         return Err(Error::invalid(&field, "tls.crt holds no certificate"));
                     }
-                    let key =
-                        PrivateKeyDer::from_pem_slice(key.expose().as_bytes()).map_err(|e| {
-                            Error::invalid(
-                                &field,
-                                format!("tls.key is not a PEM private key ({e})"),
-                            )
-                        })?;
+                    let key = PrivateKeyDer::from_pem_slice(key.expose().as_bytes())
+                        .map_err(|e| Error::invalid(&field, format!("tls.key is not a PEM private key ({e})")))?;
                     builder.with_client_auth_cert(certs, key).map_err(|e| {
-                        Error::invalid(
-                            &field,
-                            format!("the client certificate and key do not fit ({e})"),
-                        )
+                        Error::invalid(&field, format!("the client certificate and key do not fit ({e})"))
                     })?
                 }
             };
@@ -176,15 +161,12 @@ impl Connector {
     fn tls_hint(&self, e: &rustls::Error) -> String {
         match e {
             rustls::Error::InvalidCertificate(c) => match c {
-                CertificateError::UnknownIssuer
-                | CertificateError::BadSignature
-                | CertificateError::BadEncoding => {
+                CertificateError::UnknownIssuer | CertificateError::BadSignature | CertificateError::BadEncoding => {
                     "certificate not trusted; set tls.caSecretRef to \
                      the CA that signs the server certificate"
                         .into()
                 }
-                CertificateError::NotValidForName
-                | CertificateError::NotValidForNameContext { .. } => {
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                     format!(
                         "the server certificate is not valid for {:?}; use a host name from its \
                          subject alternative names in url",
@@ -216,10 +198,7 @@ impl Connector {
         } else {
             "TLS handshake"
         };
-        Error::SourceUnavailable(format!(
-            "{what} with {} failed: {detail}",
-            self.settings.url
-        ))
+        Error::SourceUnavailable(format!("{what} with {} failed: {detail}", self.settings.url))
     }
 
     /// Maps a failure to open the connection (TCP, TLS, StartTLS).
@@ -233,19 +212,14 @@ impl Connector {
                 secs(s.timeout)
             )),
             LdapError::Rustls { source } => self.tls_failure(self.tls_hint(&source)),
-            LdapError::DNSName { .. } => {
-                self.tls_failure("the host is not a valid TLS server name".into())
-            }
+            LdapError::DNSName { .. } => self.tls_failure("the host is not a valid TLS server name".into()),
             LdapError::LdapResult { result } => self.tls_failure(format!(
                 "the server refused StartTLS (result {}){}",
                 result.rc,
                 server_text(&result.text)
             )),
             LdapError::Io { source } => {
-                if let Some(r) = source
-                    .get_ref()
-                    .and_then(|i| i.downcast_ref::<rustls::Error>())
-                {
+                if let Some(r) = source.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
                     return self.tls_failure(self.tls_hint(r));
                 }
                 use std::io::ErrorKind as K;
@@ -254,23 +228,16 @@ impl Connector {
                         "cannot connect to LDAP server {}: connection refused",
                         s.endpoint
                     )),
-                    K::TimedOut => Error::SourceUnavailable(format!(
-                        "cannot connect to LDAP server {}: timed out",
-                        s.endpoint
+                    K::TimedOut => {
+                        Error::SourceUnavailable(format!("cannot connect to LDAP server {}: timed out", s.endpoint))
+                    }
+                    K::UnexpectedEof | K::ConnectionReset | K::InvalidData if tls => self.tls_failure(format!(
+                        "the connection was closed during the handshake ({source}); is this port TLS?"
                     )),
-                    K::UnexpectedEof | K::ConnectionReset | K::InvalidData if tls => self.tls_failure(
-                        format!("the connection was closed during the handshake ({source}); is this port TLS?"),
-                    ),
-                    _ => Error::SourceUnavailable(format!(
-                        "cannot connect to LDAP server {}: {source}",
-                        s.endpoint
-                    )),
+                    _ => Error::SourceUnavailable(format!("cannot connect to LDAP server {}: {source}", s.endpoint)),
                 }
             }
-            other => Error::SourceUnavailable(format!(
-                "cannot connect to LDAP server {}: {other}",
-                s.endpoint
-            )),
+            other => Error::SourceUnavailable(format!("cannot connect to LDAP server {}: {other}", s.endpoint)),
         }
     }
 
@@ -283,9 +250,7 @@ impl Connector {
                 s.endpoint,
                 secs(s.timeout)
             )),
-            other => {
-                Error::SourceUnavailable(format!("LDAP {what} on {} failed: {other}", s.endpoint))
-            }
+            other => Error::SourceUnavailable(format!("LDAP {what} on {} failed: {other}", s.endpoint)),
         }
     }
 }
@@ -363,12 +328,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -377,12 +337,7 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

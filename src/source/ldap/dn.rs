@@ -258,9 +258,6 @@ mod tests {
             "cn=smith\\, john,dc=x"
         );
         assert_eq!(normalize("cn=\\#1,dc=x").unwrap().as_str(), "cn=\\#1,dc=x");
-        assert_eq!(
-            normalize("cn=#04024869,dc=x").unwrap().as_str(),
-            "cn=\\#04024869,dc=x"
-        );
+        assert_eq!(normalize("cn=#04024869,dc=x").unwrap().as_str(), "cn=\\#04024869,dc=x");
     }
 }

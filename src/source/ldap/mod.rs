@@ -75,9 +75,7 @@ impl DirectorySource for LdapDirectory {
             ldap = self.connector.open().await?;
         }
         let now = jiff::Timestamp::now();
-        let result = Reader::new(&self.connector, &mut ldap)
-            .read(request, now)
-            .await;
+        let result = Reader::new(&self.connector, &mut ldap).read(request, now).await;
         let _ = ldap.unbind().await;
         result
     }
@@ -105,14 +103,10 @@ pub fn incremental_since(
 ) -> Option<String> {
     settings.revision_date_attribute.as_ref()?;
     let cursor = cursor?;
-    let last = cursor
-        .get(CURSOR_LAST_READ)
-        .filter(|s| is_generalized_time(s))?;
+    let last = cursor.get(CURSOR_LAST_READ).filter(|s| is_generalized_time(s))?;
     let full: i64 = cursor.get(CURSOR_LAST_FULL_READ)?.parse().ok()?;
     let age = now.as_second() - full;
-    (0..FULL_READ_INTERVAL_SECS)
-        .contains(&age)
-        .then(|| last.clone())
+    (0..FULL_READ_INTERVAL_SECS).contains(&age).then(|| last.clone())
 }
 
 enum MemberRef {
@@ -183,11 +177,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    async fn read(
-        mut self,
-        request: &ReadRequest,
-        now: jiff::Timestamp,
-    ) -> Result<ReadResult, Error> {
+    async fn read(mut self, request: &ReadRequest, now: jiff::Timestamp) -> Result<ReadResult, Error> {
         let s = self.s;
         let since = incremental_since(s, request.cursor.as_ref(), now);
         let mut directory = Directory {
@@ -220,32 +210,18 @@ impl<'a> Reader<'a> {
                 }
                 if request.groups {
                     let filter = changed_since(&s.groups.filter, attr, time);
-                    read_groups = self
-                        .any_entry(&s.groups.base, &s.groups.base_field, &filter)
-                        .await?;
+                    read_groups = self.any_entry(&s.groups.base, &s.groups.base_field, &filter).await?;
                     if read_groups {
-                        self.read_users(
-                            &s.users.filter.clone(),
-                            false,
-                            true,
-                            &mut Vec::new(),
-                            &mut index,
-                        )
-                        .await?;
+                        self.read_users(&s.users.filter.clone(), false, true, &mut Vec::new(), &mut index)
+                            .await?;
                     }
                 }
             }
             _ => {
                 let mut users = Vec::new();
                 let filter = s.users.filter.clone();
-                self.read_users(
-                    &filter,
-                    request.users,
-                    request.groups,
-                    &mut users,
-                    &mut index,
-                )
-                .await?;
+                self.read_users(&filter, request.users, request.groups, &mut users, &mut index)
+                    .await?;
                 if request.users {
                     directory.users = users;
                     if let Some(base) = &s.deleted_objects_base {
@@ -301,9 +277,7 @@ impl<'a> Reader<'a> {
                     index.by_dn.insert(k, user.external_id.clone());
                 }
                 for uid in values(&e, "uid") {
-                    index
-                        .by_uid
-                        .insert(uid.trim().to_lowercase(), user.external_id.clone());
+                    index.by_uid.insert(uid.trim().to_lowercase(), user.external_id.clone());
                 }
             }
             if full {
@@ -351,10 +325,7 @@ impl<'a> Reader<'a> {
             Ok(()) => {}
             // No Deleted Objects container (not a real AD): nothing was deleted.
             Err(Error::InvalidSpec(_)) => {
-                tracing::warn!(
-                    base,
-                    "no deleted objects container; deleted users are not reported"
-                );
+                tracing::warn!(base, "no deleted objects container; deleted users are not reported");
             }
             Err(e) => return Err(e),
         }
@@ -411,8 +382,7 @@ impl<'a> Reader<'a> {
                         continue;
                     }
                     refs.extend(vals.iter().map(|v| member_ref(v)));
-                    if let Some(next) = range.and_then(|r| ad::next_range_request(&member_attr, r))
-                    {
+                    if let Some(next) = range.and_then(|r| ad::next_range_request(&member_attr, r)) {
                         ranges.push((pending.len(), e.dn.clone(), next));
                     }
                 }
@@ -496,12 +466,7 @@ impl<'a> Reader<'a> {
             let result = self
                 .ldap
                 .with_timeout(timeout)
-                .search(
-                    group_dn,
-                    Scope::Base,
-                    "(objectClass=*)",
-                    vec![next.as_str()],
-                )
+                .search(group_dn, Scope::Base, "(objectClass=*)", vec![next.as_str()])
                 .await
                 .map_err(|e| self.c.op_error(e, "range retrieval"))?;
             let (entries, res) = (result.0, result.1);
@@ -513,10 +478,7 @@ impl<'a> Reader<'a> {
             }
             let mut more = None;
             let mut got_any = false;
-            for e in entries
-                .into_iter()
-                .filter(|e| !e.is_ref() && !e.is_intermediate())
-            {
+            for e in entries.into_iter().filter(|e| !e.is_ref() && !e.is_intermediate()) {
                 let e = SearchEntry::construct(e);
                 for (key, vals) in &e.attrs {
                     if let Some(r) = ad::parse_range(key, member_attr) {
@@ -593,11 +555,7 @@ impl<'a> Mapper<'a> {
         };
         User {
             external_id: self.external_id(e, self.user_id_attribute()),
-            email: normalize_email(
-                first(e, &u.email_attribute),
-                prefix,
-                u.email_suffix.as_deref(),
-            ),
+            email: normalize_email(first(e, &u.email_attribute), prefix, u.email_suffix.as_deref()),
             disabled: self.s.active_directory && ad::is_disabled(first(e, "userAccountControl")),
             deleted,
         }
