@@ -7,9 +7,7 @@ use crate::api::validate::FieldError;
 pub enum Error {
     #[error("invalid spec: {}", join_fields(.0))]
     InvalidSpec(Vec<FieldError>),
-    #[error(
-        "Secret {name:?} not found in namespace {namespace:?}: create it, or fix the name in the spec"
-    )]
+    #[error("Secret {name:?} not found in namespace {namespace:?}: create it, or fix the name in the spec")]
     SecretNotFound { namespace: String, name: String },
     #[error("Secret {name:?} has no key {key:?}: add the key, or fix the key name in the spec")]
     SecretKeyMissing { name: String, key: String },
@@ -34,11 +32,7 @@ pub enum Error {
 }
 
 fn join_fields(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
+    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
 }
 
 impl Error {

@@ -57,6 +57,9 @@ pub enum Region {
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!(has(self.region) && has(self.serverUrl))", "message": "set either region or serverUrl, not both"}
+]))]
 pub struct BitwardenSpec {
     /// Bitwarden cloud region, used when `serverUrl` is not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,6 +162,10 @@ impl SourceSpec {
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.url.startsWith('ldaps://') || self.url.startsWith('ldap://')", "message": "url must start with ldaps:// or ldap://"},
+    {"rule": "!(self.url.startsWith('ldaps://') && self.startTls)", "message": "startTls is for ldap:// URLs"}
+]))]
 pub struct LdapSource {
     /// `ldaps://host:636` or `ldap://host:389`.
     pub url: String,
@@ -369,9 +376,13 @@ pub struct ClientCredentialsRef {
 
 #[derive(Deserialize, Serialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "duration(self.interval) >= duration('5m')", "message": "interval must be at least 5m"}
+]))]
 pub struct SyncOptions {
     /// Time between syncs, as a duration (`1h`, `30m`); at least `5m`.
     #[serde(default = "default_interval")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"))]
     pub interval: String,
     #[serde(default = "default_true")]
     pub users: bool,

@@ -79,19 +79,11 @@ fn validate_bitwarden(e: &mut Errors, bw: &BitwardenSpec) {
         } else {
             format!("https://{base}")
         };
-        e.url(
-            "spec.bitwarden.serverUrl",
-            &with_scheme,
-            &["https"],
-            &["http"],
-        );
+        e.url("spec.bitwarden.serverUrl", &with_scheme, &["https"], &["http"]);
     }
     e.optional_url("spec.bitwarden.apiUrl", &bw.api_url);
     e.optional_url("spec.bitwarden.identityUrl", &bw.identity_url);
-    e.non_empty(
-        "spec.bitwarden.apiKeySecretRef.name",
-        &bw.api_key_secret_ref.name,
-    );
+    e.non_empty("spec.bitwarden.apiKeySecretRef.name", &bw.api_key_secret_ref.name);
     e.non_empty(
         "spec.bitwarden.apiKeySecretRef.clientIdKey",
         &bw.api_key_secret_ref.client_id_key,
@@ -174,10 +166,7 @@ fn validate_source(e: &mut Errors, source: &SourceSpec) {
         if let Some(sub) = &o.subdomain
             && (sub.is_empty() || !sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         {
-            e.add(
-                &format!("{p}.subdomain"),
-                "must be a DNS label (letters, digits, '-')",
-            );
+            e.add(&format!("{p}.subdomain"), "must be a DNS label (letters, digits, '-')");
         }
         e.optional_url(&format!("{p}.apiUrl"), &o.api_url);
         cloud_filter(e, &format!("{p}.userFilter"), &o.user_filter, false);
@@ -198,12 +187,7 @@ fn validate_ldap(e: &mut Errors, ldap: &LdapSource) {
                 );
             }
             let loopback = url.host_str().is_some_and(is_loopback_host);
-            if plain
-                && !ldap.start_tls
-                && !loopback
-                && ldap.bind_secret_ref.is_some()
-                && !ldap.allow_insecure_bind
-            {
+            if plain && !ldap.start_tls && !loopback && ldap.bind_secret_ref.is_some() && !ldap.allow_insecure_bind {
                 e.add(
                     &format!("{p}.url"),
                     "a simple bind over plain ldap:// sends the password in clear text: use \
@@ -242,11 +226,9 @@ fn validate_ldap(e: &mut Errors, ldap: &LdapSource) {
     ] {
         if let Some(f) = filter {
             let f = f.trim();
-            if !f.is_empty() && !(f.starts_with('(') && f.ends_with(')') && balanced(f)) {
-                e.add(
-                    &path,
-                    "must be an LDAP filter in parentheses, e.g. (department=Sales)",
-                );
+            let well_formed = f.starts_with('(') && f.ends_with(')') && balanced(f);
+            if !f.is_empty() && !well_formed {
+                e.add(&path, "must be an LDAP filter in parentheses, e.g. (department=Sales)");
             }
         }
     }
@@ -284,32 +266,22 @@ fn cloud_filter(e: &mut Errors, path: &str, filter: &Option<String>, entra: bool
 
 fn validate_sync(e: &mut Errors, sync: &SyncOptions) {
     match parse_duration(&sync.interval) {
-        Ok(d) if d < MIN_INTERVAL => e.add(
-            "spec.sync.interval",
-            "must be at least 5m (as Directory Connector)",
-        ),
+        Ok(d) if d < MIN_INTERVAL => e.add("spec.sync.interval", "must be at least 5m (as Directory Connector)"),
         Ok(_) => {}
         Err(m) => e.add("spec.sync.interval", m),
     }
     if !sync.users && !sync.groups {
-        e.add(
-            "spec.sync",
-            "users and groups are both off: nothing would be synced",
-        );
+        e.add("spec.sync", "users and groups are both off: nothing would be synced");
     }
     if sync.guard.max_removal_percent > 100 {
-        e.add(
-            "spec.sync.guard.maxRemovalPercent",
-            "must be between 0 and 100",
-        );
+        e.add("spec.sync.guard.maxRemovalPercent", "must be between 0 and 100");
     }
 }
 
 /// True for `localhost` and loopback IP addresses (`127.0.0.0/8`, `::1`).
 pub fn is_loopback_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Parses a URL whose scheme is one of `schemes`, or one of `loopback_schemes` when the host is a
@@ -350,9 +322,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
         if num_len == 0 {
             return Err(bad());
         }
@@ -515,10 +485,7 @@ source:
         spec.source.ldap.as_mut().unwrap().groups.filter = Some("(&(cn=a)".into());
         assert_eq!(
             paths(&spec),
-            vec![
-                "spec.source.ldap.users.filter",
-                "spec.source.ldap.groups.filter"
-            ]
+            vec!["spec.source.ldap.users.filter", "spec.source.ldap.groups.filter"]
         );
         spec.source.ldap.as_mut().unwrap().users.filter = Some("(cn=a\\29b)".into());
         spec.source.ldap.as_mut().unwrap().groups.filter = Some("(&(cn=a)(!(cn=b)))".into());

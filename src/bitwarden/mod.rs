@@ -1,5 +1,6 @@
 //! The Bitwarden Public API client, behind [`BitwardenApi`].
 
+pub mod client;
 pub mod types;
 
 use async_trait::async_trait;

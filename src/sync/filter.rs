@@ -44,10 +44,7 @@ pub struct CloudFilter {
 impl CloudFilter {
     pub fn parse(text: &str, entra: bool) -> Result<CloudFilter, String> {
         let (set_part, query) = match text.split_once('|') {
-            Some((s, q)) => (
-                s,
-                Some(q.trim()).filter(|q| !q.is_empty()).map(str::to_string),
-            ),
+            Some((s, q)) => (s, Some(q.trim()).filter(|q| !q.is_empty()).map(str::to_string)),
             None => (text, None),
         };
         let set_part = set_part.trim();
@@ -84,11 +81,7 @@ impl CloudFilter {
             return Err(format!("{keyword}: lists no values"));
         }
         Ok(CloudFilter {
-            set: Some(SetFilter {
-                kind,
-                exclude,
-                values,
-            }),
+            set: Some(SetFilter { kind, exclude, values }),
             query,
         })
     }

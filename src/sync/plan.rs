@@ -1,1 +1,584 @@
+//! One sync's decision, as data: what to send, what it removes, whether it is unchanged, and
+//! whether the guard holds it back.
 
+use std::collections::{HashMap, HashSet};
+
+use super::guard::{self, GuardInput};
+use super::hash::sync_hash;
+use super::prepare::Prepared;
+use super::request;
+use crate::Error;
+use crate::api::{Changes, PlanSummary, SyncOptions};
+use crate::bitwarden::types::member_type;
+use crate::bitwarden::{ImportMember, ImportRequest, OrgGroup, OrgMember};
+
+const SAMPLE: usize = 5;
+
+pub struct PlanInput<'a> {
+    pub options: &'a SyncOptions,
+    pub api_url: &'a str,
+    pub organization_id: &'a str,
+    /// Hash of the last successful sync; `None` after `sync-now` or without state.
+    pub last_hash: Option<&'a str>,
+    pub last_active_users: Option<u64>,
+    /// The organization's members, when listed.
+    pub members: Option<&'a [OrgMember]>,
+    /// The organization's groups, when listed.
+    pub groups: Option<&'a [OrgGroup]>,
+    /// The plan hash a user allowed past the guard.
+    pub guard_override: Option<&'a str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send the requests.
+    Send,
+    /// Same request as the last successful sync: send nothing.
+    Unchanged,
+    /// The directory returned nothing and `overwriteExisting` is off: send nothing.
+    Empty,
+    /// The guard holds the plan back; `Plan::guard` says why.
+    GuardTripped,
+}
+
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub action: Action,
+    pub requests: Vec<ImportRequest>,
+    pub hash: String,
+    /// Members sent as active.
+    pub active_members: u64,
+    /// Removals the requests cause: exact when the members were listed, else an upper bound.
+    pub removals: u64,
+    pub removal_sample: Vec<String>,
+    pub changes: Changes,
+    /// Why the guard tripped, and whether an override let it pass.
+    pub guard: Option<String>,
+    pub overridden: bool,
+}
+
+impl Plan {
+    pub fn summary(&self, prepared: &Prepared) -> PlanSummary {
+        let mut sample_members: Vec<String> = self
+            .requests
+            .iter()
+            .flat_map(|r| r.members.iter().filter(|m| !m.deleted).map(|m| m.email.clone()))
+            .take(SAMPLE)
+            .collect();
+        sample_members.sort();
+        PlanSummary {
+            members: self.active_members,
+            removals: self.removals,
+            groups: prepared.groups.len() as u64,
+            requests: self.requests.len() as u64,
+            hash: self.hash.clone(),
+            sample_members,
+            sample_removals: self.removal_sample.clone(),
+            sample_groups: prepared.groups.iter().take(SAMPLE).map(|g| g.name.clone()).collect(),
+        }
+    }
+}
+
+/// Members that left the directory scope (`removeOutOfScope`): they carry an external id, are not
+/// an owner or admin, are not in this complete read, and share no email with an active user
+/// (a person re-created in the directory keeps their membership). Sorted by external id.
+pub fn out_of_scope(prepared: &Prepared, members: &[OrgMember], options: &SyncOptions) -> Vec<ImportMember> {
+    if !options.remove_out_of_scope || !options.users || !prepared.complete {
+        return Vec::new();
+    }
+    let ids: HashSet<&str> = prepared.users.iter().map(|u| u.external_id.as_str()).collect();
+    let active_emails: HashSet<&str> = prepared
+        .users
+        .iter()
+        .filter(|u| !Prepared::sends_as_deleted(u, options.remove_disabled))
+        .filter_map(|u| u.email.as_deref())
+        .collect();
+    let mut gone: Vec<ImportMember> = members
+        .iter()
+        .filter(|m| m.type_ != member_type::OWNER && m.type_ != member_type::ADMIN)
+        .filter_map(|m| {
+            let ext = m.external_id.as_deref().filter(|e| !e.is_empty())?;
+            let email = m.email.clone().unwrap_or_default();
+            if ids.contains(ext) || active_emails.contains(email.to_lowercase().as_str()) {
+                return None;
+            }
+            Some(ImportMember {
+                email,
+                external_id: ext.to_string(),
+                deleted: true,
+            })
+        })
+        .collect();
+    gone.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+    gone
+}
+
+pub fn plan(prepared: &Prepared, input: &PlanInput) -> Result<Plan, Error> {
+    let options = input.options;
+    let gone = input
+        .members
+        .map(|m| out_of_scope(prepared, m, options))
+        .unwrap_or_default();
+    let requests = request::build(prepared, &gone, options)?;
+    let hash = sync_hash(input.api_url, input.organization_id, &requests);
+
+    let sent = || requests.iter().flat_map(|r| r.members.iter());
+    let active_members = sent().filter(|m| !m.deleted).count() as u64;
+    let (removals, removal_sample) = count_removals(&requests, input.members, options.overwrite_existing);
+    let changes = changes(&requests, input.members, input.groups, removals);
+
+    let mut plan = Plan {
+        action: Action::Send,
+        requests,
+        hash,
+        active_members,
+        removals,
+        removal_sample,
+        changes,
+        guard: None,
+        overridden: false,
+    };
+
+    let guard_input = GuardInput {
+        removals,
+        current_members: input.members.map(|m| m.len() as u64),
+        external_members: input.members.map(|m| {
+            m.iter()
+                .filter(|m| m.external_id.as_deref().is_some_and(|e| !e.is_empty()))
+                .count() as u64
+        }),
+        active_users: active_members,
+        last_active_users: input.last_active_users,
+        can_remove: options.overwrite_existing || options.remove_out_of_scope,
+        complete: prepared.complete,
+    };
+
+    if prepared.users.is_empty() && prepared.groups.is_empty() && !options.overwrite_existing {
+        // Parity: an empty directory sends nothing. Beyond: if the last sync had users, an empty
+        // read more likely means a broken filter than a company with nobody left, so say so.
+        plan.action = match input.last_active_users {
+            Some(n) if n > 0 && options.users => {
+                plan.guard = guard::check(&options.guard, &guard_input);
+                Action::GuardTripped
+            }
+            _ => Action::Empty,
+        };
+        if plan.action == Action::GuardTripped && input.guard_override == Some(plan.hash.as_str()) {
+            plan.overridden = true;
+            plan.action = Action::Empty;
+        }
+        return Ok(plan);
+    }
+    if input.last_hash == Some(plan.hash.as_str()) {
+        plan.action = Action::Unchanged;
+        return Ok(plan);
+    }
+    if let Some(why) = guard::check(&options.guard, &guard_input) {
+        plan.guard = Some(why);
+        if input.guard_override == Some(plan.hash.as_str()) {
+            plan.overridden = true;
+        } else {
+            plan.action = Action::GuardTripped;
+        }
+    }
+    Ok(plan)
+}
+
+/// Members the server removes: deleted entries that match a member who is not an owner, plus,
+/// with `overwriteExisting`, every non-owner member with an external id missing from the request.
+/// Without a listing, every deleted entry counts (an upper bound).
+fn count_removals(requests: &[ImportRequest], members: Option<&[OrgMember]>, overwrite: bool) -> (u64, Vec<String>) {
+    let sent = || requests.iter().flat_map(|r| r.members.iter());
+    let mut sample = Vec::new();
+    let mut count = 0u64;
+    let mut note = |email: &str| {
+        count += 1;
+        if sample.len() < SAMPLE {
+            sample.push(email.to_string());
+        }
+    };
+    match members {
+        None => sent().filter(|m| m.deleted).for_each(|m| note(&m.email)),
+        Some(members) => {
+            let by_ext: HashMap<&str, &OrgMember> = members
+                .iter()
+                .filter_map(|m| m.external_id.as_deref().filter(|e| !e.is_empty()).map(|e| (e, m)))
+                .collect();
+            for m in sent().filter(|m| m.deleted) {
+                if let Some(member) = by_ext.get(m.external_id.as_str())
+                    && member.type_ != member_type::OWNER
+                {
+                    note(&m.email);
+                }
+            }
+            if overwrite {
+                let in_request: HashSet<&str> = sent().map(|m| m.external_id.as_str()).collect();
+                let mut missing: Vec<&&OrgMember> = by_ext
+                    .iter()
+                    .filter(|(ext, m)| !in_request.contains(*ext) && m.type_ != member_type::OWNER)
+                    .map(|(_, m)| m)
+                    .collect();
+                missing.sort_by_key(|m| m.email.clone());
+                for m in missing {
+                    note(m.email.as_deref().unwrap_or_default());
+                }
+            }
+        }
+    }
+    (count, sample)
+}
+
+fn changes(
+    requests: &[ImportRequest],
+    members: Option<&[OrgMember]>,
+    groups: Option<&[OrgGroup]>,
+    removed: u64,
+) -> Changes {
+    let invited = members.map_or(0, |members| {
+        let exts: HashSet<&str> = members.iter().filter_map(|m| m.external_id.as_deref()).collect();
+        let emails: HashSet<String> = members
+            .iter()
+            .filter_map(|m| m.email.as_deref())
+            .map(str::to_lowercase)
+            .collect();
+        requests
+            .iter()
+            .flat_map(|r| r.members.iter())
+            .filter(|m| !m.deleted && !exts.contains(m.external_id.as_str()) && !emails.contains(&m.email))
+            .count() as u64
+    });
+    let sent_groups = requests.iter().flat_map(|r| r.groups.iter());
+    let (created, updated) = match groups {
+        Some(existing) => {
+            let exts: HashSet<&str> = existing.iter().filter_map(|g| g.external_id.as_deref()).collect();
+            sent_groups.fold((0, 0), |(c, u), g| {
+                if exts.contains(g.external_id.as_str()) {
+                    (c, u + 1)
+                } else {
+                    (c + 1, u)
+                }
+            })
+        }
+        None => (0, sent_groups.count() as u64),
+    };
+    Changes {
+        invited,
+        removed,
+        groups_created: created,
+        groups_updated: updated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::model::User;
+    use crate::sync::prepare::FlatGroup;
+
+    fn user(id: &str, email: &str) -> User {
+        User {
+            external_id: id.into(),
+            email: Some(email.into()),
+            disabled: false,
+            deleted: false,
+        }
+    }
+
+    fn member(ext: Option<&str>, email: &str, type_: i32) -> OrgMember {
+        OrgMember {
+            id: email.into(),
+            email: Some(email.into()),
+            external_id: ext.map(str::to_string),
+            type_,
+            status: 2,
+        }
+    }
+
+    fn prepared(n: usize) -> Prepared {
+        Prepared {
+            users: (0..n)
+                .map(|i| user(&format!("u{i:03}"), &format!("u{i}@x.com")))
+                .collect(),
+            groups: vec![FlatGroup {
+                external_id: "g".into(),
+                name: "G".into(),
+                members: vec!["u000".into()],
+            }],
+            complete: true,
+            ..Default::default()
+        }
+    }
+
+    fn input<'a>(options: &'a SyncOptions) -> PlanInput<'a> {
+        PlanInput {
+            options,
+            api_url: "https://api.bitwarden.com",
+            organization_id: "org",
+            last_hash: None,
+            last_active_users: None,
+            members: None,
+            groups: None,
+            guard_override: None,
+        }
+    }
+
+    #[test]
+    fn a_new_plan_is_sent_and_the_same_plan_again_is_unchanged() {
+        let options = SyncOptions::default();
+        let p = prepared(3);
+        let first = plan(&p, &input(&options)).unwrap();
+        assert_eq!(first.action, Action::Send);
+        assert_eq!(first.active_members, 3);
+        let again = plan(
+            &p,
+            &PlanInput {
+                last_hash: Some(&first.hash),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(again.action, Action::Unchanged);
+        assert_eq!(again.hash, first.hash);
+    }
+
+    #[test]
+    fn an_empty_directory_sends_nothing_without_overwrite_existing() {
+        let options = SyncOptions::default();
+        let empty = Prepared {
+            complete: true,
+            ..Default::default()
+        };
+        assert_eq!(plan(&empty, &input(&options)).unwrap().action, Action::Empty);
+        // After a sync that had users, an empty read is held back and explained.
+        let after = plan(
+            &empty,
+            &PlanInput {
+                last_active_users: Some(40),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(after.action, Action::GuardTripped);
+        assert!(after.guard.unwrap().contains("no active users"));
+    }
+
+    #[test]
+    fn an_empty_directory_with_overwrite_existing_is_a_removal_of_everyone_and_trips() {
+        let options = SyncOptions {
+            overwrite_existing: true,
+            ..Default::default()
+        };
+        let empty = Prepared {
+            complete: true,
+            ..Default::default()
+        };
+        let members: Vec<OrgMember> = (0..3)
+            .map(|i| member(Some(&format!("u{i}")), &format!("u{i}@x.com"), 2))
+            .collect();
+        let p = plan(
+            &empty,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(p.action, Action::GuardTripped);
+        assert_eq!(p.removals, 3);
+        let req = &p.requests[0];
+        assert!(req.members.is_empty() && req.groups.is_empty() && req.overwrite_existing);
+        // The override for exactly this plan lets it through.
+        let p2 = plan(
+            &empty,
+            &PlanInput {
+                members: Some(&members),
+                guard_override: Some(&p.hash),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(p2.action, Action::Send);
+        assert!(p2.overridden);
+        // An override for another plan does not.
+        let p3 = plan(
+            &empty,
+            &PlanInput {
+                members: Some(&members),
+                guard_override: Some("abc"),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(p3.action, Action::GuardTripped);
+    }
+
+    #[test]
+    fn out_of_scope_members_are_removed_except_owners_admins_manual_and_relinked() {
+        let options = SyncOptions {
+            remove_out_of_scope: true,
+            ..Default::default()
+        };
+        let p = prepared(100);
+        let members = vec![
+            member(Some("u000"), "u0@x.com", 2),      // still in the directory
+            member(Some("left-1"), "left1@x.com", 2), // left: removed
+            member(Some("left-2"), "left2@x.com", 3), // manager, left: removed
+            member(Some("owner"), "owner@x.com", 0),  // owner: never
+            member(Some("admin"), "admin@x.com", 1),  // admin: never
+            member(None, "manual@x.com", 2),          // added by hand: never
+            member(Some(""), "blank@x.com", 2),       // empty external id: never
+            member(Some("old-id"), "U5@x.com", 2),    // re-created under a new id: kept
+        ];
+        let plan = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(plan.action, Action::Send);
+        let removed: Vec<(&str, bool)> = plan.requests[0]
+            .members
+            .iter()
+            .filter(|m| m.deleted)
+            .map(|m| (m.external_id.as_str(), m.deleted))
+            .collect();
+        assert_eq!(removed, vec![("left-1", true), ("left-2", true)]);
+        assert_eq!(plan.removals, 2);
+        assert_eq!(plan.changes.invited, 99 - 1, "u0 exists; u5 matches by email");
+    }
+
+    #[test]
+    fn out_of_scope_needs_a_complete_read_with_users() {
+        let options = SyncOptions {
+            remove_out_of_scope: true,
+            ..Default::default()
+        };
+        let members = vec![member(Some("left"), "left@x.com", 2)];
+        let mut p = prepared(3);
+        p.complete = false;
+        assert!(out_of_scope(&p, &members, &options).is_empty());
+        p.complete = true;
+        assert_eq!(out_of_scope(&p, &members, &options).len(), 1);
+        let no_users = SyncOptions {
+            users: false,
+            ..options.clone()
+        };
+        assert!(out_of_scope(&p, &members, &no_users).is_empty());
+        let off = SyncOptions::default();
+        assert!(out_of_scope(&p, &members, &off).is_empty());
+    }
+
+    #[test]
+    fn many_out_of_scope_removals_trip_the_guard_with_the_plan_hash() {
+        let options = SyncOptions {
+            remove_out_of_scope: true,
+            ..Default::default()
+        };
+        let p = prepared(100);
+        let mut members: Vec<OrgMember> = (0..100)
+            .map(|i| member(Some(&format!("u{i:03}")), &format!("u{i}@x.com"), 2))
+            .collect();
+        members.extend((0..20).map(|i| member(Some(&format!("gone{i}")), &format!("gone{i}@x.com"), 2)));
+        let plan = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(plan.action, Action::GuardTripped);
+        assert_eq!(plan.removals, 20);
+        assert!(plan.guard.as_ref().unwrap().contains("remove 20 members (16% of 120)"));
+        assert_eq!(plan.removal_sample.len(), 5);
+    }
+
+    #[test]
+    fn deleted_users_count_as_removals_only_if_they_are_members_who_are_not_owners() {
+        let options = SyncOptions::default();
+        let mut p = prepared(3);
+        for u in &mut p.users {
+            u.deleted = true;
+        }
+        // No listing: an upper bound.
+        assert_eq!(plan(&p, &input(&options)).unwrap().removals, 3);
+        let members = vec![member(Some("u000"), "u0@x.com", 2), member(Some("u001"), "u1@x.com", 0)];
+        let plan = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(plan.removals, 1);
+        assert_eq!(plan.removal_sample, vec!["u0@x.com"]);
+    }
+
+    #[test]
+    fn overwrite_existing_counts_every_external_member_missing_from_the_request() {
+        let options = SyncOptions {
+            overwrite_existing: true,
+            ..Default::default()
+        };
+        let p = prepared(2);
+        let members = vec![
+            member(Some("u000"), "u0@x.com", 2),
+            member(Some("x1"), "x1@x.com", 2),
+            member(Some("x2"), "x2@x.com", 1), // admins are not protected by the server
+            member(Some("x3"), "x3@x.com", 0), // owners are
+            member(None, "manual@x.com", 2),
+        ];
+        let plan = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(plan.removals, 2);
+        assert_eq!(plan.removal_sample, vec!["x1@x.com", "x2@x.com"]);
+    }
+
+    #[test]
+    fn group_changes_are_split_into_created_and_updated_when_groups_are_listed() {
+        let options = SyncOptions::default();
+        let mut p = prepared(1);
+        p.groups.push(FlatGroup {
+            external_id: "h".into(),
+            name: "H".into(),
+            members: vec![],
+        });
+        let existing = vec![OrgGroup {
+            id: "1".into(),
+            name: "G".into(),
+            external_id: Some("g".into()),
+        }];
+        let plan = plan(
+            &p,
+            &PlanInput {
+                groups: Some(&existing),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!((plan.changes.groups_created, plan.changes.groups_updated), (1, 1));
+        let unknown = super::plan(&p, &input(&options)).unwrap();
+        assert_eq!((unknown.changes.groups_created, unknown.changes.groups_updated), (0, 2));
+    }
+
+    #[test]
+    fn the_summary_shows_counts_and_a_short_sample() {
+        let options = SyncOptions::default();
+        let p = prepared(50);
+        let plan = plan(&p, &input(&options)).unwrap();
+        let s = plan.summary(&p);
+        assert_eq!((s.members, s.removals, s.groups, s.requests), (50, 0, 1, 1));
+        assert_eq!(s.sample_members.len(), 5);
+        assert_eq!(s.sample_groups, vec!["G"]);
+        assert_eq!(s.hash, plan.hash);
+    }
+}

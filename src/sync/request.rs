@@ -1,1 +1,191 @@
+//! Building the import request(s) (`sync-semantics.md` §2).
 
+use super::prepare::Prepared;
+use crate::Error;
+use crate::api::SyncOptions;
+use crate::bitwarden::{ImportGroup, ImportMember, ImportRequest};
+
+/// Objects per request when batching (`largeImport`), and the cloud's limit without it.
+pub const BATCH_SIZE: usize = 2000;
+
+/// The members and groups the directory yields, plus removal entries for members that left the
+/// scope, as one request or, with `largeImport` and more than 2000 objects, as batches: members
+/// first, then groups, 2000 per request.
+pub fn build(
+    prepared: &Prepared,
+    out_of_scope: &[ImportMember],
+    options: &SyncOptions,
+) -> Result<Vec<ImportRequest>, Error> {
+    let mut members: Vec<ImportMember> = prepared
+        .users
+        .iter()
+        .map(|u| ImportMember {
+            email: u.email.clone().unwrap_or_default(),
+            external_id: u.external_id.clone(),
+            deleted: Prepared::sends_as_deleted(u, options.remove_disabled),
+        })
+        .collect();
+    members.extend_from_slice(out_of_scope);
+    let groups: Vec<ImportGroup> = prepared
+        .groups
+        .iter()
+        .map(|g| ImportGroup {
+            name: g.name.clone(),
+            external_id: g.external_id.clone(),
+            member_external_ids: g.members.clone(),
+        })
+        .collect();
+
+    if !(options.large_import && members.len() + groups.len() > BATCH_SIZE) {
+        return Ok(vec![ImportRequest {
+            groups,
+            members,
+            overwrite_existing: options.overwrite_existing,
+            large_import: options.large_import,
+            invite_users_after_provisioning: options.invite_users,
+        }]);
+    }
+    if options.overwrite_existing {
+        return Err(Error::invalid(
+            "spec.sync.overwriteExisting",
+            format!(
+                "cannot be combined with largeImport batching ({} users and {} groups, more than {BATCH_SIZE}): \
+                 each batch would remove the members of the others. Turn overwriteExisting off \
+                 (removeOutOfScope removes members that left the directory safely)",
+                members.len(),
+                groups.len()
+            ),
+        ));
+    }
+    let batch = |groups: Vec<ImportGroup>, members: Vec<ImportMember>| ImportRequest {
+        groups,
+        members,
+        overwrite_existing: false,
+        large_import: true,
+        invite_users_after_provisioning: options.invite_users,
+    };
+    let mut requests = Vec::with_capacity(members.len().div_ceil(BATCH_SIZE) + groups.len().div_ceil(BATCH_SIZE));
+    for chunk in members.chunks(BATCH_SIZE) {
+        requests.push(batch(Vec::new(), chunk.to_vec()));
+    }
+    for chunk in groups.chunks(BATCH_SIZE) {
+        requests.push(batch(chunk.to_vec(), Vec::new()));
+    }
+    Ok(requests)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::model::User;
+    use crate::sync::prepare::FlatGroup;
+
+    fn prepared(users: usize, groups: usize) -> Prepared {
+        Prepared {
+            users: (0..users)
+                .map(|i| User {
+                    external_id: format!("u{i:06}"),
+                    email: Some(format!("u{i}@x.com")),
+                    disabled: i % 10 == 1,
+                    deleted: i % 10 == 2,
+                })
+                .collect(),
+            groups: (0..groups)
+                .map(|i| FlatGroup {
+                    external_id: format!("g{i}"),
+                    name: format!("G{i}"),
+                    members: vec![format!("u{i:06}")],
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn one_request_carries_every_field_and_the_deleted_rule() {
+        let mut options = SyncOptions {
+            remove_disabled: true,
+            ..Default::default()
+        };
+        let reqs = build(&prepared(3, 1), &[], &options).unwrap();
+        assert_eq!(reqs.len(), 1);
+        let json = serde_json::to_value(&reqs[0]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "groups": [{"name": "G0", "externalId": "g0", "memberExternalIds": ["u000000"]}],
+                "members": [
+                    {"email": "u0@x.com", "externalId": "u000000", "deleted": false},
+                    {"email": "u1@x.com", "externalId": "u000001", "deleted": true},
+                    {"email": "u2@x.com", "externalId": "u000002", "deleted": true}
+                ],
+                "overwriteExisting": false, "largeImport": false, "inviteUsersAfterProvisioning": true
+            })
+        );
+        options.remove_disabled = false;
+        let reqs = build(&prepared(3, 0), &[], &options).unwrap();
+        let deleted: Vec<bool> = reqs[0].members.iter().map(|m| m.deleted).collect();
+        assert_eq!(deleted, vec![false, false, true]);
+        assert_eq!(reqs[0].groups, vec![]);
+    }
+
+    #[test]
+    fn large_import_batches_users_then_groups_by_2000() {
+        let options = SyncOptions {
+            large_import: true,
+            ..Default::default()
+        };
+        let reqs = build(&prepared(4500, 2001), &[], &options).unwrap();
+        let shape: Vec<(usize, usize)> = reqs.iter().map(|r| (r.members.len(), r.groups.len())).collect();
+        assert_eq!(shape, vec![(2000, 0), (2000, 0), (500, 0), (0, 2000), (0, 1)]);
+        assert!(reqs.iter().all(|r| r.large_import && !r.overwrite_existing));
+        // Order is kept: the batches concatenate to the single-request order.
+        let ids: Vec<&str> = reqs
+            .iter()
+            .flat_map(|r| r.members.iter().map(|m| m.external_id.as_str()))
+            .collect();
+        assert_eq!(ids.len(), 4500);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn large_import_at_or_below_2000_objects_is_one_request() {
+        let options = SyncOptions {
+            large_import: true,
+            ..Default::default()
+        };
+        let reqs = build(&prepared(1999, 1), &[], &options).unwrap();
+        assert_eq!(reqs.len(), 1);
+        assert!(reqs[0].large_import);
+    }
+
+    #[test]
+    fn overwrite_existing_with_batching_is_an_invalid_spec() {
+        let options = SyncOptions {
+            large_import: true,
+            overwrite_existing: true,
+            ..Default::default()
+        };
+        let err = build(&prepared(2001, 0), &[], &options).unwrap_err();
+        assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
+        assert!(build(&prepared(10, 0), &[], &options).is_ok());
+    }
+
+    #[test]
+    fn without_large_import_big_directories_are_one_request_for_the_server_to_judge() {
+        let reqs = build(&prepared(2500, 0), &[], &SyncOptions::default()).unwrap();
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].members.len(), 2500);
+    }
+
+    #[test]
+    fn out_of_scope_removals_are_appended_as_deleted_members() {
+        let gone = ImportMember {
+            email: "gone@x.com".into(),
+            external_id: "old".into(),
+            deleted: true,
+        };
+        let reqs = build(&prepared(1, 0), std::slice::from_ref(&gone), &SyncOptions::default()).unwrap();
+        assert_eq!(reqs[0].members.last(), Some(&gone));
+    }
+}

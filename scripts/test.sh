@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: installs what the tests need (Debian packages for the real
+# directory servers), then runs every test. Safe to run again; later runs skip installed packages.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dirsync-target}
+for installer in scripts/ci-install-*.sh; do
+  [ -e "$installer" ] && bash "$installer"
+done
+cargo test --all-targets --no-fail-fast "$@"

@@ -1,0 +1,186 @@
+//! What `dirsync test` and `dirsync sync` print.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::engine::Outcome;
+use crate::sync::model::User;
+use crate::sync::prepare::Prepared;
+
+/// `bwdc test`'s JSON shape: a user's displayName is its email; a group's userIds are its
+/// flattened member external ids. Everything sorted.
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TestJson {
+    pub groups: Vec<GroupJson>,
+    pub enabled_users: Vec<UserJson>,
+    pub disabled_users: Vec<UserJson>,
+    pub deleted_users: Vec<UserJson>,
+}
+
+#[derive(Serialize, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupJson {
+    pub external_id: String,
+    pub display_name: String,
+    pub user_ids: Vec<String>,
+}
+
+#[derive(Serialize, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub struct UserJson {
+    pub external_id: String,
+    pub display_name: String,
+}
+
+impl TestJson {
+    pub fn new(prepared: &Prepared) -> TestJson {
+        let user = |u: &User| UserJson {
+            external_id: u.external_id.clone(),
+            display_name: u.email.clone().unwrap_or_default(),
+        };
+        let mut out = TestJson {
+            groups: prepared
+                .groups
+                .iter()
+                .map(|g| GroupJson {
+                    external_id: g.external_id.clone(),
+                    display_name: g.name.clone(),
+                    user_ids: g.members.clone(),
+                })
+                .collect(),
+            enabled_users: prepared
+                .users
+                .iter()
+                .filter(|u| !u.disabled && !u.deleted)
+                .map(user)
+                .collect(),
+            disabled_users: prepared
+                .users
+                .iter()
+                .filter(|u| u.disabled && !u.deleted)
+                .map(user)
+                .collect(),
+            deleted_users: prepared.users.iter().filter(|u| u.deleted).map(user).collect(),
+        };
+        out.groups.sort();
+        out.enabled_users.sort();
+        out.disabled_users.sort();
+        out.deleted_users.sort();
+        out
+    }
+}
+
+/// The readable summary of `dirsync test`: counts, then groups with members, then users.
+pub fn test_text(outcome: &Outcome) -> String {
+    let p = &outcome.prepared;
+    let json = TestJson::new(p);
+    let emails: HashMap<&str, &str> = p
+        .users
+        .iter()
+        .filter_map(|u| u.email.as_deref().map(|e| (u.external_id.as_str(), e)))
+        .collect();
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{} enabled, {} disabled, {} deleted users; {} groups",
+        outcome.users.enabled, outcome.users.disabled, outcome.users.deleted, outcome.groups
+    );
+    let l = &outcome.left_out;
+    if l.without_email + l.email_too_long + l.in_no_synced_group + l.duplicates > 0 {
+        let _ = writeln!(
+            s,
+            "left out: {} without email, {} with an email over 256 characters, {} in no synced group, {} duplicates",
+            l.without_email, l.email_too_long, l.in_no_synced_group, l.duplicates
+        );
+    }
+    for w in &outcome.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    let _ = writeln!(s, "\nGroups ({}):", json.groups.len());
+    for g in &json.groups {
+        let _ = writeln!(
+            s,
+            "  {}  [{}]  {} members",
+            g.display_name,
+            g.external_id,
+            g.user_ids.len()
+        );
+        for id in &g.user_ids {
+            match emails.get(id.as_str()) {
+                Some(e) => {
+                    let _ = writeln!(s, "    {e}");
+                }
+                None => {
+                    let _ = writeln!(s, "    {id}  (not synced: no email)");
+                }
+            }
+        }
+    }
+    for (title, users) in [
+        ("Enabled users", &json.enabled_users),
+        ("Disabled users", &json.disabled_users),
+        ("Deleted users", &json.deleted_users),
+    ] {
+        let _ = writeln!(s, "\n{title} ({}):", users.len());
+        for u in users {
+            let _ = writeln!(s, "  {}  [{}]", u.display_name, u.external_id);
+        }
+    }
+    if let Some(plan) = &outcome.plan {
+        let _ = writeln!(
+            s,
+            "\nA sync would send {} active members, {} removals and {} groups in {} request(s); plan hash {}",
+            plan.members, plan.removals, plan.groups, plan.requests, plan.hash
+        );
+    }
+    s
+}
+
+/// What `dirsync sync` prints: what it sent and what changed.
+pub fn sync_text(outcome: &Outcome, api_url: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}: {}", outcome.reason, outcome.message);
+    for w in &outcome.warnings {
+        let _ = writeln!(s, "warning: {w}");
+    }
+    for (i, r) in outcome.sent.iter().enumerate() {
+        let removals = r.members.iter().filter(|m| m.deleted).count();
+        let _ = writeln!(
+            s,
+            "sent request {}/{} to {api_url}: {} members ({} removals), {} groups, overwriteExisting={}, largeImport={}",
+            i + 1,
+            outcome.sent.len(),
+            r.members.len(),
+            removals,
+            r.groups.len(),
+            r.overwrite_existing,
+            r.large_import
+        );
+    }
+    let c = &outcome.changes;
+    if !outcome.sent.is_empty() {
+        let _ = writeln!(
+            s,
+            "changes: {} invited, {} removed, {} groups created, {} groups updated",
+            c.invited, c.removed, c.groups_created, c.groups_updated
+        );
+    }
+    s
+}
+
+/// `dirsync sync --json`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncJson<'a> {
+    pub reason: String,
+    pub message: &'a str,
+    pub users: crate::api::UserCounts,
+    pub groups: u64,
+    pub changes: crate::api::Changes,
+    pub requests: usize,
+    pub sync_hash: Option<&'a str>,
+    pub warnings: &'a [String],
+}
