@@ -13,6 +13,7 @@ need=()
 command -v ldapsearch >/dev/null || need+=(ldap-utils)
 command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/sbin/samba ] || need+=(samba)
+[ -e /usr/lib/x86_64-linux-gnu/samba/vfs/acl_xattr.so ] || dpkg -s samba-vfs-modules >/dev/null 2>&1 || need+=(samba-vfs-modules)
 command -v samba-tool >/dev/null || need+=(samba-ad-provision)
 dpkg -s samba-ad-provision >/dev/null 2>&1 || need+=(samba-ad-provision)
 
@@ -27,7 +28,7 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    slapd ldap-utils openssl samba samba-ad-provision samba-dsdb-modules winbind krb5-user >/dev/null
+    slapd ldap-utils openssl samba samba-ad-provision samba-dsdb-modules samba-vfs-modules winbind krb5-user >/dev/null
 fi
 
 # Stop and disable any system service the packages may have started.

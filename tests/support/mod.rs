@@ -1,1 +1,2 @@
+pub mod samba;
 pub mod slapd;

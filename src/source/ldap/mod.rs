@@ -38,6 +38,9 @@ pub const FULL_READ_INTERVAL_SECS: i64 = 24 * 3600;
 
 const P: &str = "spec.source.ldap";
 
+/// The first `member` range asked of Active Directory (its default MaxValRange).
+const AD_FIRST_RANGE: u32 = 1500;
+
 /// The LDAP / Active Directory source.
 #[derive(Debug)]
 pub struct LdapDirectory {
@@ -81,9 +84,10 @@ impl DirectorySource for LdapDirectory {
     }
 }
 
-/// The time of `now` as LDAP GeneralizedTime (`20240131235959Z`).
+/// The time of `now` as LDAP GeneralizedTime (`20240131235959.0Z`: the form both AD/Samba and
+/// OpenLDAP order correctly).
 pub fn generalized_time(now: jiff::Timestamp) -> String {
-    now.strftime("%Y%m%d%H%M%SZ").to_string()
+    now.strftime("%Y%m%d%H%M%S.0Z").to_string()
 }
 
 fn is_generalized_time(s: &str) -> bool {
@@ -358,7 +362,14 @@ impl<'a> Reader<'a> {
         let member_attr = g.member_attribute.clone();
         let mut attrs = Vec::new();
         push_unique(&mut attrs, &g.name_attribute);
-        push_unique(&mut attrs, &member_attr);
+        if s.active_directory {
+            // Ask for the first range explicitly: AD answers `member;range=0-1499` for large
+            // groups anyway (MaxValRange), and servers without a limit (Samba) then still go
+            // through the same range retrieval.
+            push_unique(&mut attrs, &format!("{member_attr};range=0-{}", AD_FIRST_RANGE - 1));
+        } else {
+            push_unique(&mut attrs, &member_attr);
+        }
         let id_attr = s.active_directory.then_some("objectGUID");
         if let Some(a) = id_attr {
             push_unique(&mut attrs, a);
@@ -653,7 +664,7 @@ mod tests {
     #[test]
     fn generalized_time_format() {
         let t: jiff::Timestamp = "2024-01-31T23:59:58Z".parse().unwrap();
-        assert_eq!(generalized_time(t), "20240131235958Z");
+        assert_eq!(generalized_time(t), "20240131235958.0Z");
         assert!(is_generalized_time("20240131235958Z"));
         assert!(is_generalized_time("20240131235958.0Z"));
         assert!(!is_generalized_time("2024013123595Z"));
