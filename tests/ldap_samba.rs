@@ -114,7 +114,7 @@ async fn active_directory_on_samba() {
     let active = d.users.iter().filter(|u| !u.deleted).count();
     assert!(active >= BULK + 3, "{active}");
     // bulk users and bob have no mail: kept with no email.
-    assert!(d.users.iter().filter(|u| u.email.is_none() && !u.deleted).count() >= BULK + 1);
+    assert!(d.users.iter().filter(|u| u.email.is_none() && !u.deleted).count() > BULK);
 
     // Range retrieval: a group of more than 1500 members is complete.
     let big = d.groups.iter().find(|g| g.name == "big").expect("big");
