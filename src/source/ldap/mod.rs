@@ -31,10 +31,6 @@ use crate::sync::model::{Directory, Group, User};
 
 /// Cursor key: the time the last successful read started, as LDAP GeneralizedTime (UTC).
 pub const CURSOR_LAST_READ: &str = "ldap.lastRead";
-/// Cursor key: the time (Unix seconds) of the last full read.
-pub const CURSOR_LAST_FULL_READ: &str = "ldap.lastFullRead";
-/// A full read happens at least this often, even with a cursor.
-pub const FULL_READ_INTERVAL_SECS: i64 = 24 * 3600;
 
 const P: &str = "spec.source.ldap";
 
@@ -99,18 +95,11 @@ fn is_generalized_time(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || b == b'.' || b == b',')
 }
 
-/// The "changed since" time for an incremental read, or `None` for a full read.
-pub fn incremental_since(
-    settings: &Settings,
-    cursor: Option<&BTreeMap<String, String>>,
-    now: jiff::Timestamp,
-) -> Option<String> {
+/// The "changed since" time for an incremental read, or `None` for a full read. The engine
+/// decides when a full read is due (no cursor: `sync-now`, every 24 hours, `overwriteExisting`).
+pub fn incremental_since(settings: &Settings, cursor: Option<&BTreeMap<String, String>>) -> Option<String> {
     settings.revision_date_attribute.as_ref()?;
-    let cursor = cursor?;
-    let last = cursor.get(CURSOR_LAST_READ).filter(|s| is_generalized_time(s))?;
-    let full: i64 = cursor.get(CURSOR_LAST_FULL_READ)?.parse().ok()?;
-    let age = now.as_second() - full;
-    (0..FULL_READ_INTERVAL_SECS).contains(&age).then(|| last.clone())
+    cursor?.get(CURSOR_LAST_READ).filter(|s| is_generalized_time(s)).cloned()
 }
 
 enum MemberRef {
@@ -183,7 +172,7 @@ impl<'a> Reader<'a> {
 
     async fn read(mut self, request: &ReadRequest, now: jiff::Timestamp) -> Result<ReadResult, Error> {
         let s = self.s;
-        let since = incremental_since(s, request.cursor.as_ref(), now);
+        let since = incremental_since(s, request.cursor.as_ref());
         let mut directory = Directory {
             complete: since.is_none(),
             ..Default::default()
@@ -241,11 +230,6 @@ impl<'a> Reader<'a> {
         let mut cursor = BTreeMap::new();
         if s.revision_date_attribute.is_some() {
             cursor.insert(CURSOR_LAST_READ.to_string(), generalized_time(now));
-            let full = match (&since, &request.cursor) {
-                (Some(_), Some(c)) => c.get(CURSOR_LAST_FULL_READ).cloned().unwrap_or_default(),
-                _ => now.as_second().to_string(),
-            };
-            cursor.insert(CURSOR_LAST_FULL_READ.to_string(), full);
         }
         Ok(ReadResult {
             directory,
@@ -672,26 +656,14 @@ mod tests {
     }
 
     #[test]
-    fn incremental_only_with_a_fresh_cursor_and_a_revision_attribute() {
-        let now: jiff::Timestamp = "2024-02-01T12:00:00Z".parse().unwrap();
-        let cursor = |full: i64| {
-            BTreeMap::from([
-                (CURSOR_LAST_READ.to_string(), "20240201110000Z".to_string()),
-                (CURSOR_LAST_FULL_READ.to_string(), full.to_string()),
-            ])
-        };
+    fn incremental_only_with_a_cursor_and_a_revision_attribute() {
+        let recent = BTreeMap::from([(CURSOR_LAST_READ.to_string(), "20240201110000Z".to_string())]);
         let s = settings(Some("modifyTimestamp"));
-        let recent = cursor(now.as_second() - 3600);
-        assert_eq!(
-            incremental_since(&s, Some(&recent), now).as_deref(),
-            Some("20240201110000Z")
-        );
-        assert_eq!(incremental_since(&s, None, now), None);
-        let old = cursor(now.as_second() - FULL_READ_INTERVAL_SECS - 1);
-        assert_eq!(incremental_since(&s, Some(&old), now), None);
-        assert_eq!(incremental_since(&settings(None), Some(&recent), now), None);
+        assert_eq!(incremental_since(&s, Some(&recent)).as_deref(), Some("20240201110000Z"));
+        assert_eq!(incremental_since(&s, None), None);
+        assert_eq!(incremental_since(&settings(None), Some(&recent)), None);
         let mut bad = recent.clone();
         bad.insert(CURSOR_LAST_READ.into(), "yesterday".into());
-        assert_eq!(incremental_since(&s, Some(&bad), now), None);
+        assert_eq!(incremental_since(&s, Some(&bad)), None);
     }
 }
