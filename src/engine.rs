@@ -64,7 +64,7 @@ pub struct Outcome {
     /// Always computed; the status shows it in DryRun.
     pub plan: Option<PlanSummary>,
     /// The requests that were sent, in order (empty unless `Synced`).
-    pub sent: Vec<ImportRequest>,
+    pub sent: Vec<SentRequest>,
     /// The users and groups of this sync (what `dirsync test` prints).
     pub prepared: Prepared,
     /// The state to keep for the next sync.
@@ -74,6 +74,28 @@ pub struct Outcome {
     pub guard_overridden: bool,
     /// Where requests go (empty when suspended).
     pub api_url: String,
+}
+
+/// What one import request carried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SentRequest {
+    pub members: usize,
+    pub removals: usize,
+    pub groups: usize,
+    pub overwrite_existing: bool,
+    pub large_import: bool,
+}
+
+impl SentRequest {
+    fn of(request: &ImportRequest) -> SentRequest {
+        SentRequest {
+            members: request.members.len(),
+            removals: request.members.iter().filter(|m| m.deleted).count(),
+            groups: request.groups.len(),
+            overwrite_existing: request.overwrite_existing,
+            large_import: request.large_import,
+        }
+    }
 }
 
 /// Builds the source and the Bitwarden client a spec names. Tests plug in doubles here.
@@ -164,7 +186,7 @@ pub async fn run(
     // The organization is read only when the plan needs it: always for removeOutOfScope, else
     // once something is about to be sent (for exact removal counts and change counts).
     let mut members: Option<Vec<OrgMember>> = None;
-    let mut org_groups: Option<Vec<OrgGroup>> = None;
+    let org_groups: Option<Vec<OrgGroup>>;
     let mut listed = false;
     if sync.remove_out_of_scope || (dry_run && sync.overwrite_existing) {
         members = list_members(bitwarden.as_ref(), sync.remove_out_of_scope).await?;
@@ -175,30 +197,39 @@ pub async fn run(
     } else {
         state.sync_hash.as_deref()
     };
-    let make_plan = |members: &Option<Vec<OrgMember>>, groups: &Option<Vec<OrgGroup>>| {
-        plan(
-            &prepared,
-            &PlanInput {
-                options: sync,
-                api_url: bitwarden.api_url(),
-                organization_id: bitwarden.organization_id(),
-                last_hash,
-                last_active_users: state.last_active_users,
-                members: members.as_deref(),
-                groups: groups.as_deref(),
-                guard_override: options.guard_override.as_deref(),
-            },
-        )
+    let base = PlanInput {
+        options: sync,
+        api_url: bitwarden.api_url(),
+        organization_id: bitwarden.organization_id(),
+        last_hash,
+        last_active_users: state.last_active_users,
+        members: None,
+        groups: None,
+        guard_override: options.guard_override.as_deref(),
     };
-    let mut the_plan = make_plan(&members, &org_groups)?;
+    let mut the_plan = plan(
+        &prepared,
+        &PlanInput {
+            members: members.as_deref(),
+            ..base
+        },
+    )?;
     if !listed && !dry_run && matches!(the_plan.action, Action::Send | Action::GuardTripped) {
+        drop(the_plan); // it borrows the listing that is about to be replaced
         members = list_members(bitwarden.as_ref(), false).await?;
         org_groups = if sync.groups {
             bitwarden.list_groups().await?
         } else {
             None
         };
-        the_plan = make_plan(&members, &org_groups)?;
+        the_plan = plan(
+            &prepared,
+            &PlanInput {
+                members: members.as_deref(),
+                groups: org_groups.as_deref(),
+                ..base
+            },
+        )?;
     }
     let summary = the_plan.summary(&prepared);
 
@@ -254,6 +285,7 @@ pub async fn run(
                 _ => "",
             }
         );
+        drop(the_plan);
         outcome.prepared = prepared;
         return Ok(outcome);
     }
@@ -281,7 +313,7 @@ pub async fn run(
             }
             next_state.sync_hash = Some(the_plan.hash.clone());
             outcome.changes = the_plan.changes;
-            outcome.sent = std::mem::take(&mut the_plan.requests);
+            outcome.sent = the_plan.requests.iter().map(SentRequest::of).collect();
             outcome.message = match &members {
                 Some(_) => format!(
                     "{counts}; {} invited, {} removed",
@@ -301,6 +333,7 @@ pub async fn run(
     }
     next_state.last_successful_sync_time = Some(now.to_string());
     outcome.state = next_state;
+    drop(the_plan);
     outcome.prepared = prepared;
     Ok(outcome)
 }

@@ -17,30 +17,30 @@ use support::bitwarden::{BitwardenDouble, Endpoint, Failure, Group, LARGE_IMPORT
 
 const TEST_CA: &[u8] = include_bytes!("support/test-ca.pem");
 
-fn m(email: &str, external_id: &str) -> ImportMember {
+fn m(email: &str, external_id: &str) -> ImportMember<'static> {
     ImportMember {
-        email: email.into(),
-        external_id: external_id.into(),
+        email: email.to_string().into(),
+        external_id: external_id.to_string().into(),
         deleted: false,
     }
 }
 
-fn deleted(email: &str, external_id: &str) -> ImportMember {
+fn deleted(email: &str, external_id: &str) -> ImportMember<'static> {
     ImportMember {
         deleted: true,
         ..m(email, external_id)
     }
 }
 
-fn g(name: &str, external_id: &str, members: &[&str]) -> ImportGroup {
+fn g(name: &str, external_id: &str, members: &[&str]) -> ImportGroup<'static> {
     ImportGroup {
-        name: name.into(),
-        external_id: external_id.into(),
-        member_external_ids: members.iter().map(|s| s.to_string()).collect(),
+        name: name.to_string().into(),
+        external_id: external_id.to_string().into(),
+        member_external_ids: members.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
     }
 }
 
-fn sample_request() -> ImportRequest {
+fn sample_request() -> ImportRequest<'static> {
     ImportRequest {
         groups: vec![g("Engineering", "g-1", &["u-1", "u-2"]), g("Empty", "g-2", &[])],
         members: vec![
@@ -54,7 +54,7 @@ fn sample_request() -> ImportRequest {
     }
 }
 
-fn members(n: usize) -> Vec<ImportMember> {
+fn members(n: usize) -> Vec<ImportMember<'static>> {
     (0..n)
         .map(|i| m(&format!("user{i}@example.com"), &format!("u-{i}")))
         .collect()

@@ -16,10 +16,14 @@ const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
 
 /// The demo company (`examples/demo/company.ldif`) under the harness's base DN.
 fn demo_ldif() -> String {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/company.ldif")).unwrap();
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/demo/company.ldif")).unwrap();
     let text = text.replace("dc=corp,dc=example", BASE);
     // The harness creates the base entry itself: drop the demo's.
-    let entries: Vec<&str> = text.split("\n\n").filter(|e| !e.contains(&format!("dn: {BASE}\n"))).collect();
+    let entries: Vec<&str> = text
+        .split("\n\n")
+        .filter(|e| !e.contains(&format!("dn: {BASE}\n")))
+        .collect();
     entries.join("\n\n")
 }
 
@@ -32,7 +36,11 @@ struct Run {
 /// Runs the binary on a blocking thread so the in-process Bitwarden double keeps serving.
 async fn dirsync(args: Vec<String>) -> Run {
     tokio::task::spawn_blocking(move || {
-        let out = Command::new(BIN).args(&args).env_remove("RUST_LOG").output().expect("run dirsync");
+        let out = Command::new(BIN)
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .expect("run dirsync");
         Run {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -56,7 +64,12 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
-        Setup { slapd: Slapd::start(&demo_ldif()), double: BitwardenDouble::start().await, dir: tempfile::tempdir().unwrap(), files: AtomicUsize::new(0) }
+        Setup {
+            slapd: Slapd::start(&demo_ldif()),
+            double: BitwardenDouble::start().await,
+            dir: tempfile::tempdir().unwrap(),
+            files: AtomicUsize::new(0),
+        }
     }
 
     /// Writes the manifests a user would `kubectl apply` and returns their path.
@@ -97,7 +110,10 @@ spec:
             server = self.double.url(),
             ldap = self.slapd.ldap_url(),
         );
-        let path = self.dir.path().join(format!("corp-{}.yaml", self.files.fetch_add(1, Ordering::Relaxed)));
+        let path = self
+            .dir
+            .path()
+            .join(format!("corp-{}.yaml", self.files.fetch_add(1, Ordering::Relaxed)));
         std::fs::write(&path, yaml).unwrap();
         path
     }
@@ -146,10 +162,18 @@ async fn test_json_is_what_bwdc_test_prints_for_the_demo_company() {
 
     let text = dirsync(args(&["test", "-f", file.to_str().unwrap()])).await;
     assert_eq!(text.code, 0, "{}", text.stderr);
-    assert!(text.stdout.starts_with("4 enabled, 0 disabled, 0 deleted users; 4 groups"), "{}", text.stdout);
+    assert!(
+        text.stdout
+            .starts_with("4 enabled, 0 disabled, 0 deleted users; 4 groups"),
+        "{}",
+        text.stdout
+    );
     assert!(text.stdout.contains("left out: 1 without email"));
     assert!(text.stdout.contains("(not synced: no email)"));
-    assert!(text.stdout.contains("A sync would send 4 active members, 0 removals and 4 groups in 1 request(s)"));
+    assert!(
+        text.stdout
+            .contains("A sync would send 4 active members, 0 removals and 4 groups in 1 request(s)")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -159,23 +183,52 @@ async fn sync_sends_once_then_the_state_file_skips_the_unchanged_directory() {
     let state = s.state();
     let first = dirsync(args(&["sync", "-f", file.to_str().unwrap(), "--state", &state])).await;
     assert_eq!(first.code, 0, "{}", first.stderr);
-    assert!(first.stdout.starts_with("Synced: 4 users, 4 groups; 4 invited, 0 removed"), "{}", first.stdout);
+    assert!(
+        first
+            .stdout
+            .starts_with("Synced: 4 users, 4 groups; 4 invited, 0 removed"),
+        "{}",
+        first.stdout
+    );
     assert!(first.stdout.contains("sent request 1/1 to "), "{}", first.stdout);
-    assert!(first.stdout.contains("changes: 4 invited, 0 removed, 4 groups created, 0 groups updated"));
+    assert!(
+        first
+            .stdout
+            .contains("changes: 4 invited, 0 removed, 4 groups created, 0 groups updated")
+    );
     assert_eq!(s.double.imports().len(), 1);
-    assert_eq!(s.double.member("carol.cooper@corp.example").unwrap().external_id, Some(dn("uid=carol,ou=people")));
+    assert_eq!(
+        s.double.member("carol.cooper@corp.example").unwrap().external_id,
+        Some(dn("uid=carol,ou=people"))
+    );
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
     assert_eq!(saved["lastActiveUsers"], 4);
     assert_eq!(saved["syncHash"].as_str().unwrap().len(), 64);
 
-    let second = dirsync(args(&["sync", "--json", "-f", file.to_str().unwrap(), "--state", &state])).await;
+    let second = dirsync(args(&[
+        "sync",
+        "--json",
+        "-f",
+        file.to_str().unwrap(),
+        "--state",
+        &state,
+    ]))
+    .await;
     assert_eq!(second.code, 0, "{}", second.stderr);
     let out: Value = serde_json::from_str(&second.stdout).unwrap();
     assert_eq!(out["reason"], "Unchanged");
     assert_eq!(out["requests"], 0);
     assert_eq!(s.double.imports().len(), 1, "nothing sent the second time");
 
-    let forced = dirsync(args(&["sync", "--force", "-f", file.to_str().unwrap(), "--state", &state])).await;
+    let forced = dirsync(args(&[
+        "sync",
+        "--force",
+        "-f",
+        file.to_str().unwrap(),
+        "--state",
+        &state,
+    ]))
+    .await;
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert_eq!(s.double.imports().len(), 2, "--force resends");
 }
@@ -191,7 +244,11 @@ async fn failures_exit_with_their_reason_and_never_print_a_secret() {
     let ok = dirsync([args(&["sync", "-f", file.to_str().unwrap()]), args(&debug)].concat()).await;
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     // The leak check below means something only if the debug logs are really there.
-    assert!(ok.stderr.contains("DEBUG") && ok.stderr.contains("/connect/token"), "{}", ok.stderr);
+    assert!(
+        ok.stderr.contains("DEBUG") && ok.stderr.contains("/connect/token"),
+        "{}",
+        ok.stderr
+    );
     let mut outputs = vec![ok];
 
     // Wrong LDAP password: SourceAuthFailed, exit 1.
@@ -228,7 +285,10 @@ async fn input_errors_exit_2_and_say_what_to_fix() {
     let s = Setup::new().await;
     let dir = s.dir.path();
     let cases: Vec<(String, &str)> = vec![
-        (s.manifests(ROOT_PW, "{interval: 1m}").display().to_string(), "InvalidSpec: invalid spec: spec.sync.interval: must be at least 5m"),
+        (
+            s.manifests(ROOT_PW, "{interval: 1m}").display().to_string(),
+            "InvalidSpec: invalid spec: spec.sync.interval: must be at least 5m",
+        ),
         (dir.join("missing.yaml").display().to_string(), "cannot read"),
     ];
     for (file, expect) in cases {
@@ -238,12 +298,15 @@ async fn input_errors_exit_2_and_say_what_to_fix() {
     }
     // A Secret without the key the spec names.
     let file = s.manifests(ROOT_PW, "{}");
-    let text = std::fs::read_to_string(&file).unwrap().replace("  password: ", "  passwd: ");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("  password: ", "  passwd: ");
     std::fs::write(&file, text).unwrap();
     let run = dirsync(args(&["test", "-f", file.to_str().unwrap()])).await;
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
-        run.stderr.contains(r#"SecretKeyMissing: Secret "ldap-bind" has no key "password""#),
+        run.stderr
+            .contains(r#"SecretKeyMissing: Secret "ldap-bind" has no key "password""#),
         "{}",
         run.stderr
     );
@@ -260,6 +323,7 @@ async fn input_errors_exit_2_and_say_what_to_fix() {
 async fn crd_prints_the_committed_crd() {
     let run = dirsync(args(&["crd"])).await;
     assert_eq!(run.code, 0);
-    let committed = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/directorysync.yaml")).unwrap();
+    let committed =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/directorysync.yaml")).unwrap();
     assert_eq!(run.stdout, committed);
 }

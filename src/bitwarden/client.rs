@@ -773,7 +773,7 @@ impl Client {
         }
     }
 
-    async fn import_inner(&self, request: &ImportRequest) -> Result<(), Error> {
+    async fn import_inner(&self, request: &ImportRequest<'_>) -> Result<(), Error> {
         let body = serde_json::to_vec(request)
             .map_err(|e| Error::BitwardenRejected(format!("cannot encode the import: {e}")))?;
         debug!(

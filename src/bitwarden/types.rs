@@ -1,34 +1,85 @@
 //! Wire types of the Bitwarden Public API (`bitwarden-api.md`). Plain data: the sync core builds
 //! them, the client sends and receives them.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// `POST /public/organization/import`. Every field is always serialised: Vaultwarden answers 422
-/// when one is missing.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// when one is missing. The strings borrow from the sync's data where they can, so a plan over a
+/// large directory does not copy it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImportRequest {
-    pub groups: Vec<ImportGroup>,
-    pub members: Vec<ImportMember>,
+pub struct ImportRequest<'a> {
+    pub groups: Vec<ImportGroup<'a>>,
+    pub members: Vec<ImportMember<'a>>,
     pub overwrite_existing: bool,
     pub large_import: bool,
     pub invite_users_after_provisioning: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImportGroup {
-    pub name: String,
-    pub external_id: String,
-    pub member_external_ids: Vec<String>,
+pub struct ImportGroup<'a> {
+    pub name: Cow<'a, str>,
+    pub external_id: Cow<'a, str>,
+    pub member_external_ids: ExternalIds<'a>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ImportMember {
-    pub email: String,
-    pub external_id: String,
+pub struct ImportMember<'a> {
+    pub email: Cow<'a, str>,
+    pub external_id: Cow<'a, str>,
     pub deleted: bool,
+}
+
+/// A list of external ids, serialised as a JSON array of strings: either owned, or positions in
+/// a shared table (a group's flattened members, without a string per membership).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExternalIds<'a> {
+    List(Vec<String>),
+    Indexed { positions: &'a [u32], table: &'a [String] },
+}
+
+impl Default for ExternalIds<'_> {
+    fn default() -> Self {
+        ExternalIds::List(Vec::new())
+    }
+}
+
+impl ExternalIds<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            ExternalIds::List(v) => v.len(),
+            ExternalIds::Indexed { positions, .. } => positions.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> Box<dyn Iterator<Item = &str> + '_> {
+        match self {
+            ExternalIds::List(v) => Box::new(v.iter().map(String::as_str)),
+            ExternalIds::Indexed { positions, table } => {
+                Box::new(positions.iter().map(|&p| table[p as usize].as_str()))
+            }
+        }
+    }
+}
+
+impl From<Vec<String>> for ExternalIds<'_> {
+    fn from(v: Vec<String>) -> Self {
+        ExternalIds::List(v)
+    }
+}
+
+impl Serialize for ExternalIds<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }
 
 /// Member types of the Public API.

@@ -88,8 +88,12 @@ async fn run_inner(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std:
     };
     if args.dry_run {
         if args.json {
-            let json = serde_json::to_string_pretty(&output::TestJson::new(&outcome.prepared)).expect("serialises");
-            write(out, &(json + "\n"))?;
+            // Streamed: a large directory's JSON is never held in memory as one string.
+            let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *out);
+            serde_json::to_writer_pretty(&mut w, &output::TestJson::new(&outcome.prepared))
+                .map_err(|e| Failure::Input(e.to_string()))?;
+            std::io::Write::write_all(&mut w, b"\n").map_err(|e| Failure::Input(e.to_string()))?;
+            std::io::Write::flush(&mut w).map_err(|e| Failure::Input(e.to_string()))?;
         } else {
             write(out, &output::test_text(&outcome))?;
         }

@@ -5,50 +5,55 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
+use crate::bitwarden::types::ExternalIds;
 use crate::engine::Outcome;
 use crate::sync::model::User;
 use crate::sync::prepare::Prepared;
 
 /// `bwdc test`'s JSON shape: a user's displayName is its email; a group's userIds are its
-/// flattened member external ids. Everything sorted.
+/// flattened member external ids. Everything sorted. Borrows from the sync's data.
 #[derive(Serialize, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
-pub struct TestJson {
-    pub groups: Vec<GroupJson>,
-    pub enabled_users: Vec<UserJson>,
-    pub disabled_users: Vec<UserJson>,
-    pub deleted_users: Vec<UserJson>,
+pub struct TestJson<'a> {
+    pub groups: Vec<GroupJson<'a>>,
+    pub enabled_users: Vec<UserJson<'a>>,
+    pub disabled_users: Vec<UserJson<'a>>,
+    pub deleted_users: Vec<UserJson<'a>>,
+}
+
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupJson<'a> {
+    pub external_id: &'a str,
+    pub display_name: &'a str,
+    pub user_ids: ExternalIds<'a>,
 }
 
 #[derive(Serialize, Debug, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(rename_all = "camelCase")]
-pub struct GroupJson {
-    pub external_id: String,
-    pub display_name: String,
-    pub user_ids: Vec<String>,
+pub struct UserJson<'a> {
+    pub external_id: &'a str,
+    pub display_name: &'a str,
 }
 
-#[derive(Serialize, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "camelCase")]
-pub struct UserJson {
-    pub external_id: String,
-    pub display_name: String,
-}
-
-impl TestJson {
-    pub fn new(prepared: &Prepared) -> TestJson {
-        let user = |u: &User| UserJson {
-            external_id: u.external_id.clone(),
-            display_name: u.email.clone().unwrap_or_default(),
+impl<'a> TestJson<'a> {
+    pub fn new(prepared: &'a Prepared) -> TestJson<'a> {
+        let user = |u: &'a User| UserJson {
+            external_id: &u.external_id,
+            display_name: u.email.as_deref().unwrap_or_default(),
         };
         let mut out = TestJson {
+            // Prepared groups are already sorted by external id, their members by id.
             groups: prepared
                 .groups
                 .iter()
                 .map(|g| GroupJson {
-                    external_id: g.external_id.clone(),
-                    display_name: g.name.clone(),
-                    user_ids: g.members.clone(),
+                    external_id: &g.external_id,
+                    display_name: &g.name,
+                    user_ids: ExternalIds::Indexed {
+                        positions: &g.members,
+                        table: &prepared.member_ids,
+                    },
                 })
                 .collect(),
             enabled_users: prepared
@@ -65,7 +70,6 @@ impl TestJson {
                 .collect(),
             deleted_users: prepared.users.iter().filter(|u| u.deleted).map(user).collect(),
         };
-        out.groups.sort();
         out.enabled_users.sort();
         out.disabled_users.sort();
         out.deleted_users.sort();
@@ -108,8 +112,8 @@ pub fn test_text(outcome: &Outcome) -> String {
             g.external_id,
             g.user_ids.len()
         );
-        for id in &g.user_ids {
-            match emails.get(id.as_str()) {
+        for id in g.user_ids.iter() {
+            match emails.get(id) {
                 Some(e) => {
                     let _ = writeln!(s, "    {e}");
                 }
@@ -147,15 +151,14 @@ pub fn sync_text(outcome: &Outcome, api_url: &str) -> String {
         let _ = writeln!(s, "warning: {w}");
     }
     for (i, r) in outcome.sent.iter().enumerate() {
-        let removals = r.members.iter().filter(|m| m.deleted).count();
         let _ = writeln!(
             s,
             "sent request {}/{} to {api_url}: {} members ({} removals), {} groups, overwriteExisting={}, largeImport={}",
             i + 1,
             outcome.sent.len(),
-            r.members.len(),
-            removals,
-            r.groups.len(),
+            r.members,
+            r.removals,
+            r.groups,
             r.overwrite_existing,
             r.large_import
         );

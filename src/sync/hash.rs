@@ -45,7 +45,7 @@ mod tests {
     use super::*;
     use crate::bitwarden::ImportMember;
 
-    fn request(email: &str) -> ImportRequest {
+    fn request(email: &str) -> ImportRequest<'_> {
         ImportRequest {
             members: vec![ImportMember {
                 email: email.into(),

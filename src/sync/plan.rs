@@ -1,6 +1,7 @@
 //! One sync's decision, as data: what to send, what it removes, whether it is unchanged, and
 //! whether the guard holds it back.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use super::guard::{self, GuardInput};
@@ -14,6 +15,7 @@ use crate::bitwarden::{ImportMember, ImportRequest, OrgGroup, OrgMember};
 
 const SAMPLE: usize = 5;
 
+#[derive(Clone, Copy)]
 pub struct PlanInput<'a> {
     pub options: &'a SyncOptions,
     pub api_url: &'a str,
@@ -42,9 +44,10 @@ pub enum Action {
 }
 
 #[derive(Clone, Debug)]
-pub struct Plan {
+pub struct Plan<'a> {
     pub action: Action,
-    pub requests: Vec<ImportRequest>,
+    /// Borrows from the prepared directory and the member listing.
+    pub requests: Vec<ImportRequest<'a>>,
     pub hash: String,
     /// Members sent as active.
     pub active_members: u64,
@@ -57,12 +60,12 @@ pub struct Plan {
     pub overridden: bool,
 }
 
-impl Plan {
+impl Plan<'_> {
     pub fn summary(&self, prepared: &Prepared) -> PlanSummary {
         let mut sample_members: Vec<String> = self
             .requests
             .iter()
-            .flat_map(|r| r.members.iter().filter(|m| !m.deleted).map(|m| m.email.clone()))
+            .flat_map(|r| r.members.iter().filter(|m| !m.deleted).map(|m| m.email.to_string()))
             .take(SAMPLE)
             .collect();
         sample_members.sort();
@@ -82,7 +85,7 @@ impl Plan {
 /// Members that left the directory scope (`removeOutOfScope`): they carry an external id, are not
 /// an owner or admin, are not in this complete read, and share no email with an active user
 /// (a person re-created in the directory keeps their membership). Sorted by external id.
-pub fn out_of_scope(prepared: &Prepared, members: &[OrgMember], options: &SyncOptions) -> Vec<ImportMember> {
+pub fn out_of_scope<'a>(prepared: &Prepared, members: &'a [OrgMember], options: &SyncOptions) -> Vec<ImportMember<'a>> {
     if !options.remove_out_of_scope || !options.users || !prepared.complete {
         return Vec::new();
     }
@@ -98,13 +101,13 @@ pub fn out_of_scope(prepared: &Prepared, members: &[OrgMember], options: &SyncOp
         .filter(|m| m.type_ != member_type::OWNER && m.type_ != member_type::ADMIN)
         .filter_map(|m| {
             let ext = m.external_id.as_deref().filter(|e| !e.is_empty())?;
-            let email = m.email.clone().unwrap_or_default();
+            let email = m.email.as_deref().unwrap_or_default();
             if ids.contains(ext) || active_emails.contains(email.to_lowercase().as_str()) {
                 return None;
             }
             Some(ImportMember {
-                email,
-                external_id: ext.to_string(),
+                email: Cow::Borrowed(email),
+                external_id: Cow::Borrowed(ext),
                 deleted: true,
             })
         })
@@ -113,7 +116,7 @@ pub fn out_of_scope(prepared: &Prepared, members: &[OrgMember], options: &SyncOp
     gone
 }
 
-pub fn plan(prepared: &Prepared, input: &PlanInput) -> Result<Plan, Error> {
+pub fn plan<'a>(prepared: &'a Prepared, input: &PlanInput<'a>) -> Result<Plan<'a>, Error> {
     let options = input.options;
     let gone = input
         .members
@@ -205,14 +208,14 @@ fn count_removals(requests: &[ImportRequest], members: Option<&[OrgMember]>, ove
                 .filter_map(|m| m.external_id.as_deref().filter(|e| !e.is_empty()).map(|e| (e, m)))
                 .collect();
             for m in sent().filter(|m| m.deleted) {
-                if let Some(member) = by_ext.get(m.external_id.as_str())
+                if let Some(member) = by_ext.get(m.external_id.as_ref())
                     && member.type_ != member_type::OWNER
                 {
                     note(&m.email);
                 }
             }
             if overwrite {
-                let in_request: HashSet<&str> = sent().map(|m| m.external_id.as_str()).collect();
+                let in_request: HashSet<&str> = sent().map(|m| m.external_id.as_ref()).collect();
                 let mut missing: Vec<&&OrgMember> = by_ext
                     .iter()
                     .filter(|(ext, m)| !in_request.contains(*ext) && m.type_ != member_type::OWNER)
@@ -244,7 +247,7 @@ fn changes(
         requests
             .iter()
             .flat_map(|r| r.members.iter())
-            .filter(|m| !m.deleted && !exts.contains(m.external_id.as_str()) && !emails.contains(&m.email))
+            .filter(|m| !m.deleted && !exts.contains(m.external_id.as_ref()) && !emails.contains(m.email.as_ref()))
             .count() as u64
     });
     let sent_groups = requests.iter().flat_map(|r| r.groups.iter());
@@ -252,7 +255,7 @@ fn changes(
         Some(existing) => {
             let exts: HashSet<&str> = existing.iter().filter_map(|g| g.external_id.as_deref()).collect();
             sent_groups.fold((0, 0), |(c, u), g| {
-                if exts.contains(g.external_id.as_str()) {
+                if exts.contains(g.external_id.as_ref()) {
                     (c, u + 1)
                 } else {
                     (c + 1, u)
@@ -299,10 +302,11 @@ mod tests {
             users: (0..n)
                 .map(|i| user(&format!("u{i:03}"), &format!("u{i}@x.com")))
                 .collect(),
+            member_ids: vec!["u000".into()],
             groups: vec![FlatGroup {
                 external_id: "g".into(),
                 name: "G".into(),
-                members: vec!["u000".into()],
+                members: vec![0],
             }],
             complete: true,
             ..Default::default()
@@ -442,7 +446,7 @@ mod tests {
             .members
             .iter()
             .filter(|m| m.deleted)
-            .map(|m| (m.external_id.as_str(), m.deleted))
+            .map(|m| (m.external_id.as_ref(), m.deleted))
             .collect();
         assert_eq!(removed, vec![("left-1", true), ("left-2", true)]);
         assert_eq!(plan.removals, 2);

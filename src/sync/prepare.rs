@@ -22,8 +22,9 @@ pub struct PrepareOptions {
 pub struct FlatGroup {
     pub external_id: String,
     pub name: String,
-    /// External ids of every user in the group or a descendant group, sorted.
-    pub members: Vec<String>,
+    /// Every user in the group or a descendant group, as ascending positions in
+    /// [`Prepared::member_ids`] (so in external-id order).
+    pub members: Vec<u32>,
 }
 
 /// Users the sync leaves out, by cause.
@@ -42,12 +43,20 @@ pub struct Prepared {
     pub users: Vec<User>,
     /// Groups to send, sorted by external id.
     pub groups: Vec<FlatGroup>,
+    /// The external ids of every user that is a member of some group, sorted: the table that
+    /// [`FlatGroup::members`] points into (one string per user, not one per membership).
+    pub member_ids: Vec<String>,
     pub left_out: LeftOut,
     /// The read returned every entry (not an incremental read).
     pub complete: bool,
 }
 
 impl Prepared {
+    /// A group's flattened member external ids, sorted.
+    pub fn members_of<'a>(&'a self, group: &'a FlatGroup) -> impl Iterator<Item = &'a str> + 'a {
+        group.members.iter().map(|&p| self.member_ids[p as usize].as_str())
+    }
+
     /// Whether Bitwarden would see this user as an active (not removed) member.
     pub fn sends_as_deleted(user: &User, remove_disabled: bool) -> bool {
         user.deleted || (remove_disabled && user.disabled)
@@ -98,8 +107,8 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
     let users = deduplicate(users, options.remove_disabled, &mut left_out)?;
 
     // Flatten, then merge groups that share an external id (the server fails on duplicates).
-    // Members are ordered by one sort of the distinct user ids, then integer ranks per group,
-    // instead of a string sort in every group.
+    // Members become positions in one sorted table of ids: one sort of the distinct users
+    // instead of a string sort in every group, and one string per user, not per membership.
     let flat = flatten(&groups);
     let mut order: Vec<u32> = (0..flat.users.len() as u32).collect();
     order.sort_unstable_by_key(|&u| flat.users[u as usize]);
@@ -107,26 +116,24 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
     for (r, &u) in order.iter().enumerate() {
         rank[u as usize] = r as u32;
     }
+    let member_ids: Vec<String> = order.iter().map(|&u| flat.users[u as usize].to_string()).collect();
     let mut by_id: BTreeMap<&str, (&str, Vec<u32>)> = BTreeMap::new();
     for (group, members) in groups.iter().zip(flat.members) {
         let entry = by_id
             .entry(group.external_id.as_str())
             .or_insert_with(|| (group.name.as_str(), Vec::new()));
-        if entry.1.is_empty() {
-            entry.1 = members;
-        } else {
-            entry.1.extend(members);
-        }
+        entry.1.extend(members.iter().map(|&u| rank[u as usize]));
     }
     let groups = by_id
         .into_iter()
         .map(|(external_id, (name, mut members))| {
-            members.sort_unstable_by_key(|&u| rank[u as usize]);
+            members.sort_unstable();
             members.dedup();
+            members.shrink_to_fit();
             FlatGroup {
                 external_id: external_id.to_string(),
                 name: name.to_string(),
-                members: members.iter().map(|&u| flat.users[u as usize].to_string()).collect(),
+                members,
             }
         })
         .collect();
@@ -134,6 +141,7 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
     Ok(Prepared {
         users,
         groups,
+        member_ids,
         left_out,
         complete,
     })
@@ -259,7 +267,7 @@ mod tests {
         let p = prepare(dir, opts()).unwrap();
         assert_eq!(ids(&p), vec!["a"]);
         assert_eq!(p.left_out.without_email, 2);
-        assert_eq!(p.groups[0].members, vec!["a", "b"]);
+        assert_eq!(p.members_of(&p.groups[0]).collect::<Vec<_>>(), vec!["a", "b"]);
     }
 
     #[test]
@@ -426,6 +434,6 @@ mod tests {
         };
         let p = prepare(dir, opts()).unwrap();
         assert_eq!(p.groups.len(), 1);
-        assert_eq!(p.groups[0].members, vec!["a", "b", "c"]);
+        assert_eq!(p.members_of(&p.groups[0]).collect::<Vec<_>>(), vec!["a", "b", "c"]);
     }
 }

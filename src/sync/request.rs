@@ -1,8 +1,11 @@
 //! Building the import request(s) (`sync-semantics.md` §2).
 
+use std::borrow::Cow;
+
 use super::prepare::Prepared;
 use crate::Error;
 use crate::api::SyncOptions;
+use crate::bitwarden::types::ExternalIds;
 use crate::bitwarden::{ImportGroup, ImportMember, ImportRequest};
 
 /// Objects per request when batching (`largeImport`), and the cloud's limit without it.
@@ -11,17 +14,17 @@ pub const BATCH_SIZE: usize = 2000;
 /// The members and groups the directory yields, plus removal entries for members that left the
 /// scope, as one request or, with `largeImport` and more than 2000 objects, as batches: members
 /// first, then groups, 2000 per request.
-pub fn build(
-    prepared: &Prepared,
-    out_of_scope: &[ImportMember],
+pub fn build<'a>(
+    prepared: &'a Prepared,
+    out_of_scope: &[ImportMember<'a>],
     options: &SyncOptions,
-) -> Result<Vec<ImportRequest>, Error> {
+) -> Result<Vec<ImportRequest<'a>>, Error> {
     let mut members: Vec<ImportMember> = prepared
         .users
         .iter()
         .map(|u| ImportMember {
-            email: u.email.clone().unwrap_or_default(),
-            external_id: u.external_id.clone(),
+            email: Cow::Borrowed(u.email.as_deref().unwrap_or_default()),
+            external_id: Cow::Borrowed(&u.external_id),
             deleted: Prepared::sends_as_deleted(u, options.remove_disabled),
         })
         .collect();
@@ -30,9 +33,12 @@ pub fn build(
         .groups
         .iter()
         .map(|g| ImportGroup {
-            name: g.name.clone(),
-            external_id: g.external_id.clone(),
-            member_external_ids: g.members.clone(),
+            name: Cow::Borrowed(&g.name),
+            external_id: Cow::Borrowed(&g.external_id),
+            member_external_ids: ExternalIds::Indexed {
+                positions: &g.members,
+                table: &prepared.member_ids,
+            },
         })
         .collect();
 
@@ -57,7 +63,7 @@ pub fn build(
             ),
         ));
     }
-    let batch = |groups: Vec<ImportGroup>, members: Vec<ImportMember>| ImportRequest {
+    let batch = |groups: Vec<ImportGroup<'a>>, members: Vec<ImportMember<'a>>| ImportRequest {
         groups,
         members,
         overwrite_existing: false,
@@ -94,9 +100,10 @@ mod tests {
                 .map(|i| FlatGroup {
                     external_id: format!("g{i}"),
                     name: format!("G{i}"),
-                    members: vec![format!("u{i:06}")],
+                    members: vec![i as u32],
                 })
                 .collect(),
+            member_ids: (0..groups).map(|i| format!("u{i:06}")).collect(),
             ..Default::default()
         }
     }
@@ -107,7 +114,8 @@ mod tests {
             remove_disabled: true,
             ..Default::default()
         };
-        let reqs = build(&prepared(3, 1), &[], &options).unwrap();
+        let p = prepared(3, 1);
+        let reqs = build(&p, &[], &options).unwrap();
         assert_eq!(reqs.len(), 1);
         let json = serde_json::to_value(&reqs[0]).unwrap();
         assert_eq!(
@@ -123,7 +131,8 @@ mod tests {
             })
         );
         options.remove_disabled = false;
-        let reqs = build(&prepared(3, 0), &[], &options).unwrap();
+        let p = prepared(3, 0);
+        let reqs = build(&p, &[], &options).unwrap();
         let deleted: Vec<bool> = reqs[0].members.iter().map(|m| m.deleted).collect();
         assert_eq!(deleted, vec![false, false, true]);
         assert_eq!(reqs[0].groups, vec![]);
@@ -135,14 +144,15 @@ mod tests {
             large_import: true,
             ..Default::default()
         };
-        let reqs = build(&prepared(4500, 2001), &[], &options).unwrap();
+        let p = prepared(4500, 2001);
+        let reqs = build(&p, &[], &options).unwrap();
         let shape: Vec<(usize, usize)> = reqs.iter().map(|r| (r.members.len(), r.groups.len())).collect();
         assert_eq!(shape, vec![(2000, 0), (2000, 0), (500, 0), (0, 2000), (0, 1)]);
         assert!(reqs.iter().all(|r| r.large_import && !r.overwrite_existing));
         // Order is kept: the batches concatenate to the single-request order.
         let ids: Vec<&str> = reqs
             .iter()
-            .flat_map(|r| r.members.iter().map(|m| m.external_id.as_str()))
+            .flat_map(|r| r.members.iter().map(|m| m.external_id.as_ref()))
             .collect();
         assert_eq!(ids.len(), 4500);
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
@@ -154,7 +164,8 @@ mod tests {
             large_import: true,
             ..Default::default()
         };
-        let reqs = build(&prepared(1999, 1), &[], &options).unwrap();
+        let p = prepared(1999, 1);
+        let reqs = build(&p, &[], &options).unwrap();
         assert_eq!(reqs.len(), 1);
         assert!(reqs[0].large_import);
     }
@@ -173,7 +184,8 @@ mod tests {
 
     #[test]
     fn without_large_import_big_directories_are_one_request_for_the_server_to_judge() {
-        let reqs = build(&prepared(2500, 0), &[], &SyncOptions::default()).unwrap();
+        let p = prepared(2500, 0);
+        let reqs = build(&p, &[], &SyncOptions::default()).unwrap();
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].members.len(), 2500);
     }
@@ -185,7 +197,8 @@ mod tests {
             external_id: "old".into(),
             deleted: true,
         };
-        let reqs = build(&prepared(1, 0), std::slice::from_ref(&gone), &SyncOptions::default()).unwrap();
+        let p = prepared(1, 0);
+        let reqs = build(&p, std::slice::from_ref(&gone), &SyncOptions::default()).unwrap();
         assert_eq!(reqs[0].members.last(), Some(&gone));
     }
 }

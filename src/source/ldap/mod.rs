@@ -99,7 +99,10 @@ fn is_generalized_time(s: &str) -> bool {
 /// decides when a full read is due (no cursor: `sync-now`, every 24 hours, `overwriteExisting`).
 pub fn incremental_since(settings: &Settings, cursor: Option<&BTreeMap<String, String>>) -> Option<String> {
     settings.revision_date_attribute.as_ref()?;
-    cursor?.get(CURSOR_LAST_READ).filter(|s| is_generalized_time(s)).cloned()
+    cursor?
+        .get(CURSOR_LAST_READ)
+        .filter(|s| is_generalized_time(s))
+        .cloned()
 }
 
 enum MemberRef {
