@@ -33,6 +33,8 @@ use crate::sync::model::{Directory, Group, User};
 pub const CURSOR_LAST_READ: &str = "ldap.lastRead";
 
 const P: &str = "spec.source.ldap";
+/// Log a progress line every this many entries of one search.
+const PROGRESS_EVERY: u64 = 10_000;
 
 /// The first `member` range asked of Active Directory (its default MaxValRange).
 const AD_FIRST_RANGE: u32 = 1500;
@@ -601,9 +603,17 @@ async fn search(
         .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
         .await
         .map_err(map)?;
+    let mut entries = 0u64;
     loop {
         match stream.next().await {
-            Ok(Some(entry)) => f(SearchEntry::construct(entry)),
+            Ok(Some(entry)) => {
+                f(SearchEntry::construct(entry));
+                entries += 1;
+                // Progress for long reads, on stderr with the other logs.
+                if entries.is_multiple_of(PROGRESS_EVERY) {
+                    tracing::info!(base, entries, "reading the directory");
+                }
+            }
             Ok(None) => break,
             Err(e) => return Err(map(e)),
         }
