@@ -2,11 +2,14 @@
 
 pub mod client;
 pub mod types;
+pub mod urls;
 
 use async_trait::async_trait;
 
 use crate::Error;
+pub use client::{Client, ClientOptions, RetryPolicy, connect};
 pub use types::{ImportGroup, ImportMember, ImportRequest, OrgGroup, OrgMember};
+pub use urls::Urls;
 
 /// What a sync needs from a Bitwarden organization.
 #[async_trait]

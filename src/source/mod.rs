@@ -1,5 +1,7 @@
 //! Directory sources: one module per provider, all behind [`DirectorySource`].
 
+pub mod ldap;
+
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
@@ -47,7 +49,10 @@ pub trait DirectorySource: Send {
 }
 
 /// Builds the source a spec names. Sources that are not built yet are a clear error.
-pub async fn connect(spec: &DirectorySyncSpec, _secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
+pub async fn connect(spec: &DirectorySyncSpec, secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
+    if let Some(l) = &spec.source.ldap {
+        return Ok(Box::new(ldap::LdapDirectory::connect(l, secrets).await?));
+    }
     let provider = spec.source.provider();
     Err(Error::invalid(
         &format!("spec.source.{provider}"),

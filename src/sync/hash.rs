@@ -21,16 +21,23 @@ impl Write for HashWriter {
 
 /// Lower-case hex SHA-256. One request hashes as its JSON object; batches as a JSON array.
 pub fn sync_hash(api_url: &str, organization_id: &str, requests: &[ImportRequest]) -> String {
-    let mut w = HashWriter(Sha256::new());
-    w.0.update(api_url.as_bytes());
-    w.0.update(organization_id.as_bytes());
+    let mut hasher = Sha256::new();
+    hasher.update(api_url.as_bytes());
+    hasher.update(organization_id.as_bytes());
+    // serde_json writes token by token: buffer them so the hasher sees large blocks.
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, HashWriter(hasher));
     let result = match requests {
         [single] => serde_json::to_writer(&mut w, single),
         many => serde_json::to_writer(&mut w, many),
     };
-    // Serialising plain structs of strings and bools cannot fail.
+    // Serialising plain structs of strings and bools into memory cannot fail.
     debug_assert!(result.is_ok());
-    w.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    // into_inner flushes the buffer; writing into a hasher cannot fail.
+    let hasher = match w.into_inner() {
+        Ok(w) => w.0,
+        Err(e) => e.into_inner().into_parts().0.0,
+    };
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

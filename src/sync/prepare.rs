@@ -98,24 +98,36 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
     let users = deduplicate(users, options.remove_disabled, &mut left_out)?;
 
     // Flatten, then merge groups that share an external id (the server fails on duplicates).
+    // Members are ordered by one sort of the distinct user ids, then integer ranks per group,
+    // instead of a string sort in every group.
     let flat = flatten(&groups);
-    let mut by_id: BTreeMap<&str, FlatGroup> = BTreeMap::new();
+    let mut order: Vec<u32> = (0..flat.users.len() as u32).collect();
+    order.sort_unstable_by_key(|&u| flat.users[u as usize]);
+    let mut rank = vec![0u32; flat.users.len()];
+    for (r, &u) in order.iter().enumerate() {
+        rank[u as usize] = r as u32;
+    }
+    let mut by_id: BTreeMap<&str, (&str, Vec<u32>)> = BTreeMap::new();
     for (group, members) in groups.iter().zip(flat.members) {
-        let entry = by_id.entry(group.external_id.as_str()).or_insert_with(|| FlatGroup {
-            external_id: group.external_id.clone(),
-            name: group.name.clone(),
-            members: Vec::new(),
-        });
-        entry
-            .members
-            .extend(members.iter().map(|&u| flat.users[u as usize].to_string()));
+        let entry = by_id
+            .entry(group.external_id.as_str())
+            .or_insert_with(|| (group.name.as_str(), Vec::new()));
+        if entry.1.is_empty() {
+            entry.1 = members;
+        } else {
+            entry.1.extend(members);
+        }
     }
     let groups = by_id
-        .into_values()
-        .map(|mut g| {
-            g.members.sort_unstable();
-            g.members.dedup();
-            g
+        .into_iter()
+        .map(|(external_id, (name, mut members))| {
+            members.sort_unstable_by_key(|&u| rank[u as usize]);
+            members.dedup();
+            FlatGroup {
+                external_id: external_id.to_string(),
+                name: name.to_string(),
+                members: members.iter().map(|&u| flat.users[u as usize].to_string()).collect(),
+            }
         })
         .collect();
 
@@ -133,50 +145,56 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
 /// `removeDisabled`) that shares its email with an active user is dropped, so a person who is
 /// active in the directory is never removed because of a stale twin.
 fn deduplicate(users: Vec<User>, remove_disabled: bool, left_out: &mut LeftOut) -> Result<Vec<User>, Error> {
-    let mut seen_ids: HashSet<String> = HashSet::with_capacity(users.len());
-    let mut by_email: HashMap<String, Vec<usize>> = HashMap::with_capacity(users.len());
-    let mut kept: Vec<User> = Vec::with_capacity(users.len());
-    for user in users {
-        if !seen_ids.insert(user.external_id.clone()) {
-            // The same external id twice: the first entry wins.
-            left_out.duplicates += 1;
-            continue;
-        }
-        let email = user.email.clone().unwrap_or_default();
-        by_email.entry(email).or_default().push(kept.len());
-        kept.push(user);
-    }
-
-    let mut drop = vec![false; kept.len()];
-    let mut duplicate_emails = Vec::new();
-    for (email, indices) in &by_email {
-        if indices.len() < 2 {
-            continue;
-        }
-        let active: Vec<usize> = indices
-            .iter()
-            .copied()
-            .filter(|&i| !Prepared::sends_as_deleted(&kept[i], remove_disabled))
-            .collect();
-        if active.len() > 1 {
-            duplicate_emails.push(email.clone());
-        } else if active.len() == 1 {
-            for &i in indices {
-                if i != active[0] {
-                    drop[i] = true;
-                    left_out.duplicates += 1;
+    let mut keep = vec![true; users.len()];
+    {
+        let mut seen_ids: HashSet<&str> = HashSet::with_capacity(users.len());
+        let mut first_by_email: HashMap<&str, usize> = HashMap::with_capacity(users.len());
+        // Only emails that occur more than once, with every index that has them.
+        let mut shared: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, user) in users.iter().enumerate() {
+            if !seen_ids.insert(user.external_id.as_str()) {
+                // The same external id twice: the first entry wins.
+                keep[i] = false;
+                left_out.duplicates += 1;
+                continue;
+            }
+            let email = user.email.as_deref().unwrap_or_default();
+            match first_by_email.entry(email) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+                std::collections::hash_map::Entry::Occupied(o) => {
+                    shared.entry(email).or_insert_with(|| vec![*o.get()]).push(i);
                 }
             }
         }
-    }
-    if !duplicate_emails.is_empty() {
-        return Err(Error::DuplicateEmails(duplicate_emails_message(duplicate_emails)));
+
+        let mut duplicate_emails = Vec::new();
+        for (email, indices) in &shared {
+            let mut active = indices
+                .iter()
+                .copied()
+                .filter(|&i| !Prepared::sends_as_deleted(&users[i], remove_disabled));
+            match (active.next(), active.next()) {
+                (Some(_), Some(_)) => duplicate_emails.push(email.to_string()),
+                (Some(the_active), None) => {
+                    for &i in indices.iter().filter(|&&i| i != the_active) {
+                        keep[i] = false;
+                        left_out.duplicates += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !duplicate_emails.is_empty() {
+            return Err(Error::DuplicateEmails(duplicate_emails_message(duplicate_emails)));
+        }
     }
 
-    let mut users: Vec<User> = kept
+    let mut users: Vec<User> = users
         .into_iter()
-        .zip(drop)
-        .filter_map(|(u, d)| (!d).then_some(u))
+        .zip(keep)
+        .filter_map(|(u, k)| k.then_some(u))
         .collect();
     users.sort_unstable_by(|a, b| a.external_id.cmp(&b.external_id));
     Ok(users)

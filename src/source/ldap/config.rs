@@ -1,0 +1,281 @@
+//! The effective settings of an LDAP source: the spec plus the defaults (AD or generic), as a
+//! pure function so every default is a unit test.
+
+use std::time::Duration;
+
+use crate::Error;
+use crate::api::LdapSource;
+use crate::api::validate::parse_duration;
+
+const P: &str = "spec.source.ldap";
+
+/// The default connect and per-operation timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub url: String,
+    /// `host:port`, for messages.
+    pub endpoint: String,
+    pub ldaps: bool,
+    pub start_tls: bool,
+    pub active_directory: bool,
+    pub page_size: u32,
+    pub timeout: Duration,
+    pub users: UserSettings,
+    pub groups: GroupSettings,
+    pub revision_date_attribute: Option<String>,
+    /// AD: where tombstones of deleted users live (`CN=Deleted Objects,<rootPath>`).
+    pub deleted_objects_base: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserSettings {
+    pub base: String,
+    /// The spec field a wrong base is reported on.
+    pub base_field: String,
+    pub object_class: String,
+    /// `(&(objectClass=<class>)<filter>)`, or `(objectClass=<class>)` without a filter.
+    pub filter: String,
+    pub email_attribute: String,
+    pub email_prefix_attribute: Option<String>,
+    pub email_suffix: Option<String>,
+    pub external_id_attribute: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupSettings {
+    pub base: String,
+    pub base_field: String,
+    pub object_class: String,
+    pub filter: String,
+    pub name_attribute: String,
+    pub member_attribute: String,
+}
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// `<path>,<rootPath>`, or `rootPath` when there is no path.
+pub fn search_base(path: Option<&str>, root: &str) -> String {
+    let root = root.trim();
+    match path.map(str::trim).filter(|p| !p.is_empty()) {
+        None => root.to_string(),
+        Some(p) if root.is_empty() => p.to_string(),
+        Some(p) => format!("{p},{root}"),
+    }
+}
+
+/// `(&(objectClass=<class>)<filter>)` (parity), or just the class filter when none is set.
+pub fn class_filter(object_class: &str, filter: Option<&str>) -> String {
+    let class = format!("(objectClass={object_class})");
+    match filter.map(str::trim).filter(|f| !f.is_empty()) {
+        None => class,
+        Some(f) => format!("(&{class}{f})"),
+    }
+}
+
+/// Adds a "changed since" condition to a filter.
+pub fn changed_since(filter: &str, attribute: &str, time: &str) -> String {
+    format!("(&{filter}({attribute}>={time}))")
+}
+
+/// Resolves the spec into effective settings.
+pub fn resolve(spec: &LdapSource) -> Result<Settings, Error> {
+    let url = reqwest::Url::parse(spec.url.trim())
+        .map_err(|e| Error::invalid(&format!("{P}.url"), format!("not a valid URL ({e})")))?;
+    let ldaps = match url.scheme() {
+        "ldaps" => true,
+        "ldap" => false,
+        other => {
+            return Err(Error::invalid(
+                &format!("{P}.url"),
+                format!("must use ldaps:// or ldap:// (got {other}://)"),
+            ));
+        }
+    };
+    let host = url.host_str().unwrap_or_default();
+    if host.is_empty() {
+        return Err(Error::invalid(&format!("{P}.url"), "the URL has no host"));
+    }
+    let port = url.port().unwrap_or(if ldaps { 636 } else { 389 });
+    let timeout = match &spec.timeout {
+        None => DEFAULT_TIMEOUT,
+        Some(t) => match parse_duration(t) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                return Err(Error::invalid(&format!("{P}.timeout"), "must be more than 0s"));
+            }
+            Err(m) => return Err(Error::invalid(&format!("{P}.timeout"), m)),
+        },
+    };
+    let ad = spec.active_directory;
+    let root = spec.root_path.trim();
+    let u = &spec.users;
+    let g = &spec.groups;
+    let ad_path = |p: &Option<String>| match non_empty(p) {
+        Some(p) => Some(p),
+        None if ad => Some("CN=Users".to_string()),
+        None => None,
+    };
+    let field = |path: &Option<String>, kind: &str| {
+        if non_empty(path).is_some() || ad {
+            format!("{P}.{kind}.path")
+        } else {
+            format!("{P}.rootPath")
+        }
+    };
+    let user_class =
+        non_empty(&u.object_class).unwrap_or_else(|| if ad { "person" } else { "inetOrgPerson" }.to_string());
+    let group_class =
+        non_empty(&g.object_class).unwrap_or_else(|| if ad { "group" } else { "groupOfNames" }.to_string());
+    let users = UserSettings {
+        base: search_base(ad_path(&u.path).as_deref(), root),
+        base_field: field(&u.path, "users"),
+        filter: class_filter(&user_class, u.filter.as_deref()),
+        object_class: user_class,
+        email_attribute: non_empty(&u.email_attribute).unwrap_or_else(|| "mail".into()),
+        email_prefix_attribute: non_empty(&u.email_prefix_attribute)
+            .or_else(|| ad.then(|| "sAMAccountName".to_string())),
+        email_suffix: non_empty(&u.email_suffix),
+        external_id_attribute: non_empty(&u.external_id_attribute),
+    };
+    let groups = GroupSettings {
+        base: search_base(ad_path(&g.path).as_deref(), root),
+        base_field: field(&g.path, "groups"),
+        filter: class_filter(&group_class, g.filter.as_deref()),
+        object_class: group_class,
+        name_attribute: non_empty(&g.name_attribute).unwrap_or_else(|| if ad { "name" } else { "cn" }.to_string()),
+        member_attribute: non_empty(&g.member_attribute).unwrap_or_else(|| "member".into()),
+    };
+    Ok(Settings {
+        url: spec.url.trim().to_string(),
+        endpoint: format!("{host}:{port}"),
+        ldaps,
+        start_tls: spec.start_tls,
+        active_directory: ad,
+        page_size: spec.page_size.clamp(1, 10_000),
+        timeout,
+        users,
+        groups,
+        revision_date_attribute: non_empty(&spec.revision_date_attribute)
+            .or_else(|| ad.then(|| "whenChanged".to_string())),
+        deleted_objects_base: ad.then(|| search_base(Some("CN=Deleted Objects"), root)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{LdapGroups, LdapUsers};
+
+    fn spec(ad: bool) -> LdapSource {
+        LdapSource {
+            url: "ldaps://dc1.corp.example".into(),
+            active_directory: ad,
+            root_path: "dc=corp,dc=example".into(),
+            page_size: 1000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn generic_defaults() {
+        let s = resolve(&spec(false)).unwrap();
+        assert_eq!(s.endpoint, "dc1.corp.example:636");
+        assert!(s.ldaps);
+        assert_eq!(s.timeout, Duration::from_secs(30));
+        assert_eq!(s.users.base, "dc=corp,dc=example");
+        assert_eq!(s.users.base_field, "spec.source.ldap.rootPath");
+        assert_eq!(s.users.filter, "(objectClass=inetOrgPerson)");
+        assert_eq!(s.users.email_attribute, "mail");
+        assert_eq!(s.users.email_prefix_attribute, None);
+        assert_eq!(s.users.external_id_attribute, None);
+        assert_eq!(s.groups.base, "dc=corp,dc=example");
+        assert_eq!(s.groups.filter, "(objectClass=groupOfNames)");
+        assert_eq!(s.groups.name_attribute, "cn");
+        assert_eq!(s.groups.member_attribute, "member");
+        assert_eq!(s.revision_date_attribute, None);
+        assert_eq!(s.deleted_objects_base, None);
+    }
+
+    #[test]
+    fn active_directory_defaults() {
+        let s = resolve(&spec(true)).unwrap();
+        assert_eq!(s.users.base, "CN=Users,dc=corp,dc=example");
+        assert_eq!(s.users.base_field, "spec.source.ldap.users.path");
+        assert_eq!(s.users.filter, "(objectClass=person)");
+        assert_eq!(s.users.email_prefix_attribute.as_deref(), Some("sAMAccountName"));
+        assert_eq!(s.groups.base, "CN=Users,dc=corp,dc=example");
+        assert_eq!(s.groups.filter, "(objectClass=group)");
+        assert_eq!(s.groups.name_attribute, "name");
+        assert_eq!(s.groups.member_attribute, "member");
+        assert_eq!(s.revision_date_attribute.as_deref(), Some("whenChanged"));
+        assert_eq!(
+            s.deleted_objects_base.as_deref(),
+            Some("CN=Deleted Objects,dc=corp,dc=example")
+        );
+    }
+
+    #[test]
+    fn explicit_values_win_over_defaults() {
+        let mut sp = spec(true);
+        sp.url = "ldap://127.0.0.1:3389".into();
+        sp.timeout = Some("5s".into());
+        sp.revision_date_attribute = Some("modifyTimestamp".into());
+        sp.users = LdapUsers {
+            path: Some("ou=People".into()),
+            object_class: Some("user".into()),
+            filter: Some(" (department=Sales) ".into()),
+            email_attribute: Some("userPrincipalName".into()),
+            email_prefix_attribute: Some("uid".into()),
+            email_suffix: Some("@corp.example".into()),
+            external_id_attribute: Some("entryUUID".into()),
+        };
+        sp.groups = LdapGroups {
+            path: Some("ou=Groups".into()),
+            object_class: Some("posixGroup".into()),
+            filter: Some("(cn=eng*)".into()),
+            name_attribute: Some("cn".into()),
+            member_attribute: Some("memberUid".into()),
+        };
+        let s = resolve(&sp).unwrap();
+        assert_eq!(s.endpoint, "127.0.0.1:3389");
+        assert!(!s.ldaps);
+        assert_eq!(s.timeout, Duration::from_secs(5));
+        assert_eq!(s.users.base, "ou=People,dc=corp,dc=example");
+        assert_eq!(s.users.filter, "(&(objectClass=user)(department=Sales))");
+        assert_eq!(s.users.email_attribute, "userPrincipalName");
+        assert_eq!(s.users.email_prefix_attribute.as_deref(), Some("uid"));
+        assert_eq!(s.users.email_suffix.as_deref(), Some("@corp.example"));
+        assert_eq!(s.users.external_id_attribute.as_deref(), Some("entryUUID"));
+        assert_eq!(s.groups.base, "ou=Groups,dc=corp,dc=example");
+        assert_eq!(s.groups.filter, "(&(objectClass=posixGroup)(cn=eng*))");
+        assert_eq!(s.groups.member_attribute, "memberUid");
+        assert_eq!(s.revision_date_attribute.as_deref(), Some("modifyTimestamp"));
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(search_base(None, "dc=x"), "dc=x");
+        assert_eq!(search_base(Some(" "), "dc=x"), "dc=x");
+        assert_eq!(search_base(Some("ou=a"), "dc=x"), "ou=a,dc=x");
+        assert_eq!(class_filter("person", Some("")), "(objectClass=person)");
+        assert_eq!(
+            changed_since("(objectClass=person)", "whenChanged", "20240101000000Z"),
+            "(&(objectClass=person)(whenChanged>=20240101000000Z))"
+        );
+    }
+
+    #[test]
+    fn bad_timeout_is_invalid_spec() {
+        let mut sp = spec(false);
+        sp.timeout = Some("soon".into());
+        let err = resolve(&sp).unwrap_err();
+        assert!(err.to_string().contains("spec.source.ldap.timeout"), "{err}");
+    }
+}

@@ -1,0 +1,697 @@
+//! LDAP and Active Directory source.
+//!
+//! One read opens a connection, binds, runs paged searches (RFC 2696) for users and groups
+//! that ask only for the attributes the sync needs, and turns each entry into the model as it
+//! arrives. Group members are resolved once every user and group entry is known: a member DN
+//! is a user if it names a user entry (RFC 4514 comparison), otherwise a child group if it
+//! names a synced group, otherwise ignored; a member value that is not a DN is a `memberUid`,
+//! matched case-insensitively to a user's `uid`.
+
+pub mod ad;
+pub mod config;
+pub mod conn;
+pub mod dn;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use async_trait::async_trait;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::controls::RawControl;
+use ldap3::{Ldap, LdapError, Scope, SearchEntry};
+
+use self::config::{Settings, changed_since};
+use self::conn::Connector;
+use self::dn::DnKey;
+use super::{DirectorySource, ReadRequest, ReadResult};
+use crate::Error;
+use crate::api::LdapSource;
+use crate::secrets::SecretStore;
+use crate::sync::email::normalize_email;
+use crate::sync::model::{Directory, Group, User};
+
+/// Cursor key: the time the last successful read started, as LDAP GeneralizedTime (UTC).
+pub const CURSOR_LAST_READ: &str = "ldap.lastRead";
+/// Cursor key: the time (Unix seconds) of the last full read.
+pub const CURSOR_LAST_FULL_READ: &str = "ldap.lastFullRead";
+/// A full read happens at least this often, even with a cursor.
+pub const FULL_READ_INTERVAL_SECS: i64 = 24 * 3600;
+
+const P: &str = "spec.source.ldap";
+
+/// The first `member` range asked of Active Directory (its default MaxValRange).
+const AD_FIRST_RANGE: u32 = 1500;
+
+/// The LDAP / Active Directory source.
+#[derive(Debug)]
+pub struct LdapDirectory {
+    connector: Connector,
+    /// The connection `connect` opened, used by the first read.
+    ldap: Option<Ldap>,
+}
+
+impl LdapDirectory {
+    /// Resolves the settings, reads the Secrets, connects and binds (so that a wrong
+    /// password or an unreachable server is reported here).
+    pub async fn connect(spec: &LdapSource, secrets: &dyn SecretStore) -> Result<Self, Error> {
+        let settings = config::resolve(spec)?;
+        let connector = Connector::new(spec, settings, secrets).await?;
+        let ldap = connector.open().await?;
+        Ok(LdapDirectory {
+            connector,
+            ldap: Some(ldap),
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.connector.settings
+    }
+}
+
+#[async_trait]
+impl DirectorySource for LdapDirectory {
+    async fn read(&mut self, request: &ReadRequest) -> Result<ReadResult, Error> {
+        let mut ldap = match self.ldap.take() {
+            Some(l) => l,
+            None => self.connector.open().await?,
+        };
+        if ldap.is_closed() {
+            ldap = self.connector.open().await?;
+        }
+        let now = jiff::Timestamp::now();
+        let result = Reader::new(&self.connector, &mut ldap).read(request, now).await;
+        let _ = ldap.unbind().await;
+        result
+    }
+}
+
+/// The time of `now` as LDAP GeneralizedTime (`20240131235959.0Z`: the form both AD/Samba and
+/// OpenLDAP order correctly).
+pub fn generalized_time(now: jiff::Timestamp) -> String {
+    now.strftime("%Y%m%d%H%M%S.0Z").to_string()
+}
+
+fn is_generalized_time(s: &str) -> bool {
+    s.len() >= 15
+        && s.ends_with('Z')
+        && s[..14].bytes().all(|b| b.is_ascii_digit())
+        && s[14..s.len() - 1]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'.' || b == b',')
+}
+
+/// The "changed since" time for an incremental read, or `None` for a full read.
+pub fn incremental_since(
+    settings: &Settings,
+    cursor: Option<&BTreeMap<String, String>>,
+    now: jiff::Timestamp,
+) -> Option<String> {
+    settings.revision_date_attribute.as_ref()?;
+    let cursor = cursor?;
+    let last = cursor.get(CURSOR_LAST_READ).filter(|s| is_generalized_time(s))?;
+    let full: i64 = cursor.get(CURSOR_LAST_FULL_READ)?.parse().ok()?;
+    let age = now.as_second() - full;
+    (0..FULL_READ_INTERVAL_SECS).contains(&age).then(|| last.clone())
+}
+
+enum MemberRef {
+    Dn(DnKey),
+    Uid(String),
+}
+
+struct PendingGroup {
+    external_id: String,
+    name: String,
+    refs: Vec<MemberRef>,
+}
+
+/// Users by DN and by `uid`, for membership.
+#[derive(Default)]
+struct Index {
+    by_dn: HashMap<DnKey, String>,
+    by_uid: HashMap<String, String>,
+}
+
+struct Reader<'a> {
+    c: &'a Connector,
+    s: &'a Settings,
+    m: Mapper<'a>,
+    ldap: &'a mut Ldap,
+}
+
+/// Turns entries into model objects (no I/O).
+#[derive(Clone, Copy)]
+struct Mapper<'a> {
+    s: &'a Settings,
+}
+
+/// Case-insensitive attribute access on a search entry.
+fn values<'e>(e: &'e SearchEntry, name: &str) -> impl Iterator<Item = &'e str> {
+    e.attrs
+        .iter()
+        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.iter().map(String::as_str))
+}
+
+fn first<'e>(e: &'e SearchEntry, name: &str) -> Option<&'e str> {
+    values(e, name).map(str::trim).find(|v| !v.is_empty())
+}
+
+fn first_bytes<'e>(e: &'e SearchEntry, name: &str) -> Option<&'e [u8]> {
+    e.bin_attrs
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.iter().map(Vec::as_slice))
+        .next()
+        .or_else(|| values(e, name).map(str::as_bytes).next())
+}
+
+fn push_unique(out: &mut Vec<String>, attr: &str) {
+    if !out.iter().any(|a| a.eq_ignore_ascii_case(attr)) {
+        out.push(attr.to_string());
+    }
+}
+
+impl<'a> Reader<'a> {
+    fn new(c: &'a Connector, ldap: &'a mut Ldap) -> Self {
+        Reader {
+            c,
+            s: &c.settings,
+            m: Mapper { s: &c.settings },
+            ldap,
+        }
+    }
+
+    async fn read(mut self, request: &ReadRequest, now: jiff::Timestamp) -> Result<ReadResult, Error> {
+        let s = self.s;
+        let since = incremental_since(s, request.cursor.as_ref(), now);
+        let mut directory = Directory {
+            complete: since.is_none(),
+            ..Default::default()
+        };
+        let mut index = Index::default();
+        let mut warnings = Vec::new();
+        if self.c.insecure() {
+            warnings.push(format!(
+                "TLS certificate verification is off for {} (tls.insecureSkipVerify)",
+                s.url
+            ));
+        }
+
+        // Users, and the index group membership is resolved against.
+        let mut read_groups = request.groups;
+        match (&since, &s.revision_date_attribute) {
+            (Some(time), Some(attr)) => {
+                if request.users {
+                    let filter = changed_since(&s.users.filter, attr, time);
+                    self.read_users(
+                        &filter,
+                        true,
+                        request.groups,
+                        &mut directory.users,
+                        &mut Index::default(),
+                    )
+                    .await?;
+                }
+                if request.groups {
+                    let filter = changed_since(&s.groups.filter, attr, time);
+                    read_groups = self.any_entry(&s.groups.base, &s.groups.base_field, &filter).await?;
+                    if read_groups {
+                        self.read_users(&s.users.filter.clone(), false, true, &mut Vec::new(), &mut index)
+                            .await?;
+                    }
+                }
+            }
+            _ => {
+                let mut users = Vec::new();
+                let filter = s.users.filter.clone();
+                self.read_users(&filter, request.users, request.groups, &mut users, &mut index)
+                    .await?;
+                if request.users {
+                    directory.users = users;
+                    if let Some(base) = &s.deleted_objects_base {
+                        self.read_deleted_users(base, &mut directory.users).await?;
+                    }
+                }
+            }
+        }
+        if read_groups {
+            directory.groups = self.read_groups(&index).await?;
+        }
+
+        let mut cursor = BTreeMap::new();
+        if s.revision_date_attribute.is_some() {
+            cursor.insert(CURSOR_LAST_READ.to_string(), generalized_time(now));
+            let full = match (&since, &request.cursor) {
+                (Some(_), Some(c)) => c.get(CURSOR_LAST_FULL_READ).cloned().unwrap_or_default(),
+                _ => now.as_second().to_string(),
+            };
+            cursor.insert(CURSOR_LAST_FULL_READ.to_string(), full);
+        }
+        Ok(ReadResult {
+            directory,
+            cursor,
+            warnings,
+        })
+    }
+
+    /// Reads users matching `filter`: into `out` when `full`, and into `index` when `for_groups`.
+    async fn read_users(
+        &mut self,
+        filter: &str,
+        full: bool,
+        for_groups: bool,
+        out: &mut Vec<User>,
+        index: &mut Index,
+    ) -> Result<(), Error> {
+        let s = self.s;
+        let attrs = self.m.user_attributes(full, for_groups);
+        let m = self.m;
+        let id_attr = m.user_id_attribute();
+        let mut handle = |e: SearchEntry| {
+            let user = if full {
+                m.user_from(&e, false)
+            } else {
+                User {
+                    external_id: m.external_id(&e, id_attr),
+                    ..Default::default()
+                }
+            };
+            if for_groups {
+                if let Some(k) = dn::normalize(&e.dn) {
+                    index.by_dn.insert(k, user.external_id.clone());
+                }
+                for uid in values(&e, "uid") {
+                    index.by_uid.insert(uid.trim().to_lowercase(), user.external_id.clone());
+                }
+            }
+            if full {
+                out.push(user);
+            }
+        };
+        let ldap = &mut *self.ldap;
+        search(
+            self.c,
+            ldap,
+            &s.users.base,
+            &s.users.base_field,
+            filter,
+            &format!("{P}.users.filter"),
+            attrs,
+            vec![],
+            &mut handle,
+        )
+        .await
+    }
+
+    async fn read_deleted_users(&mut self, base: &str, out: &mut Vec<User>) -> Result<(), Error> {
+        let s = self.s;
+        let filter = format!("(&(isDeleted=TRUE)(objectClass={}))", s.users.object_class);
+        let attrs = self.m.user_attributes(true, false);
+        let control = RawControl {
+            ctype: ad::SHOW_DELETED_OID.into(),
+            crit: true,
+            val: None,
+        };
+        let mut found = Vec::new();
+        let res = search(
+            self.c,
+            self.ldap,
+            base,
+            &format!("{P}.rootPath"),
+            &filter,
+            &format!("{P}.users.objectClass"),
+            attrs,
+            vec![control],
+            &mut |e: SearchEntry| found.push(e),
+        )
+        .await;
+        match res {
+            Ok(()) => {}
+            // No Deleted Objects container (not a real AD): nothing was deleted.
+            Err(Error::InvalidSpec(_)) => {
+                tracing::warn!(base, "no deleted objects container; deleted users are not reported");
+            }
+            Err(e) => return Err(e),
+        }
+        let m = self.m;
+        out.extend(found.iter().map(|e| m.user_from(e, true)));
+        Ok(())
+    }
+
+    /// True when at least one entry matches (used to see whether any group changed).
+    async fn any_entry(&mut self, base: &str, field: &str, filter: &str) -> Result<bool, Error> {
+        let mut any = false;
+        search(
+            self.c,
+            self.ldap,
+            base,
+            field,
+            filter,
+            &format!("{P}.groups.filter"),
+            vec!["1.1".into()],
+            vec![],
+            &mut |_| any = true,
+        )
+        .await?;
+        Ok(any)
+    }
+
+    async fn read_groups(&mut self, index: &Index) -> Result<Vec<Group>, Error> {
+        let s = self.s;
+        let g = &s.groups;
+        let member_attr = g.member_attribute.clone();
+        let mut attrs = Vec::new();
+        push_unique(&mut attrs, &g.name_attribute);
+        if s.active_directory {
+            // Ask for the first range explicitly: AD answers `member;range=0-1499` for large
+            // groups anyway (MaxValRange), and servers without a limit (Samba) then still go
+            // through the same range retrieval.
+            push_unique(&mut attrs, &format!("{member_attr};range=0-{}", AD_FIRST_RANGE - 1));
+        } else {
+            push_unique(&mut attrs, &member_attr);
+        }
+        let id_attr = s.active_directory.then_some("objectGUID");
+        if let Some(a) = id_attr {
+            push_unique(&mut attrs, a);
+        }
+        let mut pending: Vec<PendingGroup> = Vec::new();
+        let mut by_dn: HashMap<DnKey, String> = HashMap::new();
+        // (group index, group DN, next attribute description to ask for)
+        let mut ranges: Vec<(usize, String, String)> = Vec::new();
+        {
+            let m = self.m;
+            let mut handle = |e: SearchEntry| {
+                let external_id = m.external_id(&e, id_attr);
+                let name = first(&e, &g.name_attribute)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.dn.clone());
+                let mut refs = Vec::new();
+                for (key, vals) in &e.attrs {
+                    let plain = key.eq_ignore_ascii_case(&member_attr);
+                    let range = ad::parse_range(key, &member_attr);
+                    if !plain && range.is_none() {
+                        continue;
+                    }
+                    refs.extend(vals.iter().map(|v| member_ref(v)));
+                    if let Some(next) = range.and_then(|r| ad::next_range_request(&member_attr, r)) {
+                        ranges.push((pending.len(), e.dn.clone(), next));
+                    }
+                }
+                if let Some(k) = dn::normalize(&e.dn) {
+                    by_dn.insert(k, external_id.clone());
+                }
+                pending.push(PendingGroup {
+                    external_id,
+                    name,
+                    refs,
+                });
+            };
+            search(
+                self.c,
+                self.ldap,
+                &g.base,
+                &g.base_field,
+                &g.filter,
+                &format!("{P}.groups.filter"),
+                attrs,
+                vec![],
+                &mut handle,
+            )
+            .await?;
+        }
+        for (i, group_dn, next) in ranges {
+            self.read_ranges(&group_dn, &member_attr, next, &mut pending[i].refs)
+                .await?;
+        }
+
+        let groups = pending
+            .into_iter()
+            .map(|p| {
+                let mut seen = HashSet::new();
+                let mut members = Vec::new();
+                let mut children = Vec::new();
+                for r in p.refs {
+                    let (id, child) = match &r {
+                        MemberRef::Dn(k) => match index.by_dn.get(k) {
+                            Some(id) => (id, false),
+                            None => match by_dn.get(k) {
+                                Some(id) => (id, true),
+                                None => continue,
+                            },
+                        },
+                        MemberRef::Uid(uid) => match index.by_uid.get(uid) {
+                            Some(id) => (id, false),
+                            None => continue,
+                        },
+                    };
+                    if seen.insert((child, id.clone())) {
+                        if child {
+                            children.push(id.clone())
+                        } else {
+                            members.push(id.clone())
+                        }
+                    }
+                }
+                Group {
+                    external_id: p.external_id,
+                    name: p.name,
+                    members,
+                    children,
+                }
+            })
+            .collect();
+        Ok(groups)
+    }
+
+    /// AD range retrieval: asks for `member;range=<n>-*` until the server says the range ends
+    /// in `*`.
+    async fn read_ranges(
+        &mut self,
+        group_dn: &str,
+        member_attr: &str,
+        mut next: String,
+        refs: &mut Vec<MemberRef>,
+    ) -> Result<(), Error> {
+        let timeout = self.s.timeout;
+        loop {
+            let result = self
+                .ldap
+                .with_timeout(timeout)
+                .search(group_dn, Scope::Base, "(objectClass=*)", vec![next.as_str()])
+                .await
+                .map_err(|e| self.c.op_error(e, "range retrieval"))?;
+            let (entries, res) = (result.0, result.1);
+            if res.rc != 0 {
+                return Err(Error::SourceUnavailable(format!(
+                    "LDAP range retrieval of {member_attr} on {group_dn:?} failed (result {}): {}",
+                    res.rc, res.text
+                )));
+            }
+            let mut more = None;
+            let mut got_any = false;
+            for e in entries.into_iter().filter(|e| !e.is_ref() && !e.is_intermediate()) {
+                let e = SearchEntry::construct(e);
+                for (key, vals) in &e.attrs {
+                    if let Some(r) = ad::parse_range(key, member_attr) {
+                        got_any = true;
+                        refs.extend(vals.iter().map(|v| member_ref(v)));
+                        more = ad::next_range_request(member_attr, r);
+                    }
+                }
+            }
+            match more {
+                Some(n) if got_any && n != next => next = n,
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+impl<'a> Mapper<'a> {
+    fn user_id_attribute(&self) -> Option<&'a str> {
+        let s = self.s;
+        s.users
+            .external_id_attribute
+            .as_deref()
+            .or(s.active_directory.then_some("objectGUID"))
+    }
+
+    fn external_id(&self, e: &SearchEntry, attribute: Option<&str>) -> String {
+        let Some(attr) = attribute else {
+            return e.dn.clone();
+        };
+        if attr.eq_ignore_ascii_case("objectGUID")
+            && let Some(guid) = first_bytes(e, attr).and_then(ad::guid_text)
+        {
+            return guid;
+        }
+        match first(e, attr) {
+            Some(v) if !attr.eq_ignore_ascii_case("objectGUID") => v.to_string(),
+            _ => {
+                tracing::warn!(dn = %e.dn, attribute = attr, "entry has no external id attribute; using its DN");
+                e.dn.clone()
+            }
+        }
+    }
+
+    fn user_attributes(&self, full: bool, for_groups: bool) -> Vec<String> {
+        let u = &self.s.users;
+        let mut attrs = Vec::new();
+        if full {
+            push_unique(&mut attrs, &u.email_attribute);
+            if let (Some(p), Some(_)) = (&u.email_prefix_attribute, &u.email_suffix) {
+                push_unique(&mut attrs, p);
+            }
+            if self.s.active_directory {
+                push_unique(&mut attrs, "userAccountControl");
+            }
+        }
+        if let Some(id) = self.user_id_attribute() {
+            push_unique(&mut attrs, id);
+        }
+        if for_groups {
+            push_unique(&mut attrs, "uid");
+        }
+        if attrs.is_empty() {
+            attrs.push("1.1".into());
+        }
+        attrs
+    }
+
+    fn user_from(&self, e: &SearchEntry, deleted: bool) -> User {
+        let u = &self.s.users;
+        let prefix = match (&u.email_prefix_attribute, &u.email_suffix) {
+            (Some(p), Some(_)) => first(e, p),
+            _ => None,
+        };
+        User {
+            external_id: self.external_id(e, self.user_id_attribute()),
+            email: normalize_email(first(e, &u.email_attribute), prefix, u.email_suffix.as_deref()),
+            disabled: self.s.active_directory && ad::is_disabled(first(e, "userAccountControl")),
+            deleted,
+        }
+    }
+}
+
+fn member_ref(value: &str) -> MemberRef {
+    match dn::normalize(value) {
+        Some(k) => MemberRef::Dn(k),
+        None => MemberRef::Uid(value.trim().to_lowercase()),
+    }
+}
+
+/// A paged subtree search that hands each entry to `f` as it arrives; referrals and
+/// continuation references are dropped.
+#[allow(clippy::too_many_arguments)]
+async fn search(
+    c: &Connector,
+    ldap: &mut Ldap,
+    base: &str,
+    base_field: &str,
+    filter: &str,
+    filter_field: &str,
+    attrs: Vec<String>,
+    controls: Vec<RawControl>,
+    f: &mut (dyn FnMut(SearchEntry) + Send),
+) -> Result<(), Error> {
+    let s = &c.settings;
+    let adapters: Vec<Box<dyn Adapter<String, Vec<String>>>> = vec![
+        Box::new(EntriesOnly::new()),
+        Box::new(PagedResults::new(s.page_size as i32)),
+    ];
+    ldap.with_timeout(s.timeout);
+    if !controls.is_empty() {
+        ldap.with_controls(controls);
+    }
+    let map = |e: LdapError| match e {
+        LdapError::FilterParsing => Error::invalid(
+            filter_field,
+            format!("the filter {filter:?} is not a valid LDAP filter"),
+        ),
+        e => c.op_error(e, "search"),
+    };
+    let mut stream = ldap
+        .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
+        .await
+        .map_err(map)?;
+    loop {
+        match stream.next().await {
+            Ok(Some(entry)) => f(SearchEntry::construct(entry)),
+            Ok(None) => break,
+            Err(e) => return Err(map(e)),
+        }
+    }
+    let res = stream.finish().await;
+    match res.rc {
+        0 => Ok(()),
+        32 => Err(Error::invalid(
+            base_field,
+            format!("the search base {base:?} does not exist on {}", s.endpoint),
+        )),
+        50 => Err(Error::SourceAuthFailed(format!(
+            "{} may not search {base:?} on {}: insufficient access rights",
+            c.bind_dn()
+                .map_or("the anonymous user".to_string(), |d| format!("{d:?}")),
+            s.endpoint
+        ))),
+        rc => Err(Error::SourceUnavailable(format!(
+            "LDAP search of {base:?} on {} failed (result {rc}){}",
+            s.endpoint,
+            if res.text.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", res.text)
+            }
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(revision: Option<&str>) -> Settings {
+        let spec = LdapSource {
+            url: "ldap://127.0.0.1".into(),
+            root_path: "dc=x".into(),
+            page_size: 10,
+            revision_date_attribute: revision.map(String::from),
+            ..Default::default()
+        };
+        config::resolve(&spec).unwrap()
+    }
+
+    #[test]
+    fn generalized_time_format() {
+        let t: jiff::Timestamp = "2024-01-31T23:59:58Z".parse().unwrap();
+        assert_eq!(generalized_time(t), "20240131235958.0Z");
+        assert!(is_generalized_time("20240131235958Z"));
+        assert!(is_generalized_time("20240131235958.0Z"));
+        assert!(!is_generalized_time("2024013123595Z"));
+        assert!(!is_generalized_time("20240131235958Z)(x=*"));
+    }
+
+    #[test]
+    fn incremental_only_with_a_fresh_cursor_and_a_revision_attribute() {
+        let now: jiff::Timestamp = "2024-02-01T12:00:00Z".parse().unwrap();
+        let cursor = |full: i64| {
+            BTreeMap::from([
+                (CURSOR_LAST_READ.to_string(), "20240201110000Z".to_string()),
+                (CURSOR_LAST_FULL_READ.to_string(), full.to_string()),
+            ])
+        };
+        let s = settings(Some("modifyTimestamp"));
+        let recent = cursor(now.as_second() - 3600);
+        assert_eq!(
+            incremental_since(&s, Some(&recent), now).as_deref(),
+            Some("20240201110000Z")
+        );
+        assert_eq!(incremental_since(&s, None, now), None);
+        let old = cursor(now.as_second() - FULL_READ_INTERVAL_SECS - 1);
+        assert_eq!(incremental_since(&s, Some(&old), now), None);
+        assert_eq!(incremental_since(&settings(None), Some(&recent), now), None);
+        let mut bad = recent.clone();
+        bad.insert(CURSOR_LAST_READ.into(), "yesterday".into());
+        assert_eq!(incremental_since(&s, Some(&bad), now), None);
+    }
+}

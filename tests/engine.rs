@@ -1,0 +1,337 @@
+//! One whole sync (engine::run) against the Bitwarden double, with a directory given as data:
+//! skip-unchanged, sync-now, removal of out-of-scope members, the guard and its override,
+//! batching, dry run, and that a failed sync moves no state.
+
+mod support;
+
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use dirsync::Error;
+use dirsync::api::{DirectorySyncSpec, LdapSource, Mode, Reason, SourceSpec, SyncOptions};
+use dirsync::bitwarden::BitwardenApi;
+use dirsync::engine::{self, Connector, Outcome, RunOptions, SyncState};
+use dirsync::secrets::SecretStore;
+use dirsync::source::{DirectorySource, ReadRequest, ReadResult};
+use dirsync::sync::model::{Directory, Group, User};
+use serde_json::json;
+use support::bitwarden::{BitwardenDouble, Endpoint, Failure, Member};
+
+/// A directory given as data, and the real client pointed at the double.
+struct Fixture {
+    double: BitwardenDouble,
+    directory: Mutex<Directory>,
+    reads: Mutex<Vec<ReadRequest>>,
+}
+
+struct StaticSource(Directory);
+
+#[async_trait]
+impl DirectorySource for StaticSource {
+    async fn read(&mut self, _: &ReadRequest) -> Result<ReadResult, Error> {
+        Ok(ReadResult { directory: self.0.clone(), ..Default::default() })
+    }
+}
+
+#[async_trait]
+impl Connector for Fixture {
+    async fn source(&self, _: &DirectorySyncSpec, _: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
+        Ok(Box::new(Recording { fixture: self, dir: self.directory.lock().unwrap().clone() }))
+    }
+    async fn bitwarden(&self, _: &DirectorySyncSpec, _: &dyn SecretStore) -> Result<Box<dyn BitwardenApi>, Error> {
+        Ok(Box::new(self.double.client()))
+    }
+}
+
+struct Recording<'a> {
+    fixture: &'a Fixture,
+    dir: Directory,
+}
+
+#[async_trait]
+impl DirectorySource for Recording<'_> {
+    async fn read(&mut self, request: &ReadRequest) -> Result<ReadResult, Error> {
+        self.fixture.reads.lock().unwrap().push(request.clone());
+        let mut cursor = std::collections::BTreeMap::new();
+        cursor.insert("test.read".to_string(), "1".to_string());
+        StaticSource(self.dir.clone()).read(request).await.map(|mut r| {
+            r.cursor = cursor;
+            r
+        })
+    }
+}
+
+fn user(i: usize) -> User {
+    User {
+        external_id: format!("u{i:04}"),
+        email: Some(format!("user{i}@corp.example")),
+        disabled: false,
+        deleted: false,
+    }
+}
+
+fn company(n: usize) -> Directory {
+    Directory {
+        users: (0..n).map(user).collect(),
+        groups: vec![
+            Group {
+                external_id: "g-all".into(),
+                name: "Everyone".into(),
+                members: vec![],
+                children: vec!["g-eng".into()],
+            },
+            Group {
+                external_id: "g-eng".into(),
+                name: "Engineering".into(),
+                members: vec!["u0000".into(), "u0001".into()],
+                children: vec![],
+            },
+        ],
+        complete: true,
+        restrict_users_to_groups: false,
+    }
+}
+
+impl Fixture {
+    async fn new(directory: Directory) -> Fixture {
+        Fixture { double: BitwardenDouble::start().await, directory: Mutex::new(directory), reads: Mutex::new(Vec::new()) }
+    }
+
+    fn spec(&self, sync: SyncOptions) -> DirectorySyncSpec {
+        DirectorySyncSpec {
+            bitwarden: self.double.spec(),
+            source: SourceSpec {
+                ldap: Some(LdapSource {
+                    url: "ldap://127.0.0.1:389".into(),
+                    root_path: "dc=corp,dc=example".into(),
+                    page_size: 1000,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            sync,
+            mode: Mode::Apply,
+            suspend: false,
+        }
+    }
+
+    async fn run(&self, spec: &DirectorySyncSpec, state: &SyncState, options: RunOptions) -> Result<Outcome, Error> {
+        engine::run(spec, state, &options, &self.double.secrets(), self).await
+    }
+}
+
+#[tokio::test]
+async fn a_sync_sends_the_directory_then_skips_it_while_unchanged() {
+    let f = Fixture::new(company(3)).await;
+    let spec = f.spec(SyncOptions::default());
+    let first = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    assert_eq!(first.reason, Reason::Synced);
+    assert_eq!(first.changes.invited, 3);
+    assert_eq!(first.changes.groups_created, 2);
+    assert_eq!(first.message, "3 users, 2 groups; 3 invited, 0 removed");
+    let imports = f.double.imports();
+    assert_eq!(imports.len(), 1);
+    assert_eq!(
+        imports[0],
+        json!({
+            "groups": [
+                {"name": "Everyone", "externalId": "g-all", "memberExternalIds": ["u0000", "u0001"]},
+                {"name": "Engineering", "externalId": "g-eng", "memberExternalIds": ["u0000", "u0001"]}
+            ],
+            "members": [
+                {"email": "user0@corp.example", "externalId": "u0000", "deleted": false},
+                {"email": "user1@corp.example", "externalId": "u0001", "deleted": false},
+                {"email": "user2@corp.example", "externalId": "u0002", "deleted": false}
+            ],
+            "overwriteExisting": false, "largeImport": false, "inviteUsersAfterProvisioning": true
+        })
+    );
+    assert_eq!(f.double.group_member_emails("g-all"), vec!["user0@corp.example", "user1@corp.example"]);
+    let state = first.state.clone();
+    assert!(state.sync_hash.is_some());
+    assert_eq!(state.last_active_users, Some(3));
+    assert_eq!(state.cursor.get("test.read").map(String::as_str), Some("1"));
+    assert!(state.cursor.contains_key(engine::FULL_READ_KEY));
+
+    // Same directory: nothing is sent, and the organization is not even read.
+    let before = f.double.requests().len();
+    let second = f.run(&spec, &state, RunOptions::default()).await.unwrap();
+    assert_eq!(second.reason, Reason::Unchanged);
+    assert!(second.sent.is_empty());
+    assert_eq!(f.double.requests().len(), before, "an unchanged sync makes no request");
+    // The cursor went to the source: an incremental read.
+    assert!(f.reads.lock().unwrap()[1].cursor.is_some());
+
+    // sync-now: a full read and the same request again.
+    let forced = f.run(&spec, &state, RunOptions { force: true, ..Default::default() }).await.unwrap();
+    assert_eq!(forced.reason, Reason::Synced);
+    assert_eq!(f.double.imports().len(), 2);
+    assert!(f.reads.lock().unwrap()[2].cursor.is_none());
+
+    // A change in the directory is sent.
+    f.directory.lock().unwrap().users.push(user(3));
+    let changed = f.run(&spec, &forced.state, RunOptions::default()).await.unwrap();
+    assert_eq!(changed.reason, Reason::Synced);
+    assert_eq!(changed.changes.invited, 1);
+    assert_eq!(f.double.imports().len(), 3);
+}
+
+#[tokio::test]
+async fn members_who_left_the_scope_are_removed_but_never_owners_admins_or_manual_members() {
+    let f = Fixture::new(company(20)).await;
+    let mut members: Vec<Member> = (0..20)
+        .map(|i| Member::user(&format!("user{i}@corp.example"), Some(&format!("u{i:04}"))))
+        .collect();
+    members.push(Member::user("left@corp.example", Some("u9999")));
+    members.push(Member::admin("boss@corp.example", Some("u8888")));
+    members.push(Member::user("manual@corp.example", None));
+    f.double.set_members(members);
+    let spec = f.spec(SyncOptions { remove_out_of_scope: true, ..Default::default() });
+    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    assert_eq!(out.reason, Reason::Synced);
+    assert_eq!(out.changes.removed, 1);
+    assert_eq!(out.changes.invited, 0);
+    let import = &f.double.imports()[0];
+    let deleted: Vec<&str> = import["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["deleted"] == true)
+        .map(|m| m["externalId"].as_str().unwrap())
+        .collect();
+    assert_eq!(deleted, vec!["u9999"]);
+    assert!(f.double.member("left@corp.example").is_none(), "removed from the organization");
+    assert!(f.double.member("boss@corp.example").is_some());
+    assert!(f.double.member("manual@corp.example").is_some());
+    assert!(f.double.member("owner@example.com").is_some());
+}
+
+#[tokio::test]
+async fn the_guard_holds_back_a_mass_removal_until_overridden_for_that_exact_plan() {
+    let f = Fixture::new(company(50)).await;
+    let mut members: Vec<Member> = (0..50)
+        .map(|i| Member::user(&format!("user{i}@corp.example"), Some(&format!("u{i:04}"))))
+        .collect();
+    members.extend((0..40).map(|i| Member::user(&format!("old{i}@corp.example"), Some(&format!("old{i}")))));
+    f.double.set_members(members);
+    let spec = f.spec(SyncOptions { remove_out_of_scope: true, ..Default::default() });
+
+    let err = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::GuardTripped);
+    let message = err.to_string();
+    assert!(message.contains("would remove 40 members (43% of 91)"), "{message}");
+    assert!(f.double.imports().is_empty(), "nothing is sent");
+    let hash = message.split("guard-override=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+
+    let wrong = RunOptions { guard_override: Some("0000".into()), ..Default::default() };
+    assert!(f.run(&spec, &SyncState::default(), wrong).await.is_err());
+    let right = RunOptions { guard_override: Some(hash), ..Default::default() };
+    let out = f.run(&spec, &SyncState::default(), right).await.unwrap();
+    assert!(out.guard_overridden);
+    assert_eq!(out.changes.removed, 40);
+    assert_eq!(f.double.members().len(), 51, "50 synced users and the owner");
+}
+
+#[tokio::test]
+async fn a_directory_that_suddenly_shrinks_trips_the_guard_when_the_sync_can_remove() {
+    let f = Fixture::new(company(100)).await;
+    let spec = f.spec(SyncOptions { overwrite_existing: true, ..Default::default() });
+    let first = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    assert_eq!(first.state.last_active_users, Some(100));
+    f.directory.lock().unwrap().users.truncate(60);
+    let err = f.run(&spec, &first.state, RunOptions::default()).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::GuardTripped);
+    assert_eq!(f.double.imports().len(), 1, "the second sync sent nothing");
+}
+
+#[tokio::test]
+async fn large_imports_go_in_batches_in_order() {
+    let f = Fixture::new(company(4100)).await;
+    let spec = f.spec(SyncOptions { large_import: true, ..Default::default() });
+    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    assert_eq!(out.sent.len(), 4);
+    let shape: Vec<(usize, usize)> = f
+        .double
+        .imports()
+        .iter()
+        .map(|i| (i["members"].as_array().unwrap().len(), i["groups"].as_array().unwrap().len()))
+        .collect();
+    assert_eq!(shape, vec![(2000, 0), (2000, 0), (100, 0), (0, 2)]);
+    assert_eq!(f.double.members().len(), 4101);
+}
+
+#[tokio::test]
+async fn without_large_import_the_cloud_refusal_says_to_set_it_and_no_state_moves() {
+    let f = Fixture::new(company(2001)).await;
+    let spec = f.spec(SyncOptions::default());
+    let state = SyncState { sync_hash: Some("old".into()), ..Default::default() };
+    let err = f.run(&spec, &state, RunOptions::default()).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::BitwardenRejected);
+    assert!(err.to_string().contains("largeImport"), "{err}");
+}
+
+#[tokio::test]
+async fn a_failed_import_is_retried_by_the_next_sync_with_the_same_reads() {
+    let f = Fixture::new(company(3)).await;
+    f.double.fail_next(Endpoint::Import, usize::MAX, Failure::server_error());
+    let spec = f.spec(SyncOptions::default());
+    let err = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::BitwardenUnavailable);
+    f.double.clear_failures();
+    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    assert_eq!(out.reason, Reason::Synced);
+    assert!(f.reads.lock().unwrap().iter().all(|r| r.cursor.is_none()));
+}
+
+#[tokio::test]
+async fn dry_run_reports_the_plan_and_sends_nothing() {
+    let f = Fixture::new(company(5)).await;
+    let mut spec = f.spec(SyncOptions::default());
+    spec.mode = Mode::DryRun;
+    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    assert_eq!(out.reason, Reason::DryRun);
+    let plan = out.plan.unwrap();
+    assert_eq!((plan.members, plan.groups, plan.requests), (5, 2, 1));
+    assert!(out.message.contains("would send 5 active members"), "{}", out.message);
+    assert_eq!(out.state, SyncState::default(), "a dry run moves no state");
+    assert!(f.double.requests().is_empty(), "a dry run makes no request");
+}
+
+#[tokio::test]
+async fn duplicate_emails_stop_the_sync_before_anything_is_sent() {
+    let mut dir = company(3);
+    dir.users[1].email = dir.users[0].email.clone();
+    let f = Fixture::new(dir).await;
+    let err = f.run(&f.spec(SyncOptions::default()), &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::DuplicateEmails);
+    assert!(err.to_string().contains("user0@corp.example"));
+    assert!(f.double.requests().is_empty());
+}
+
+#[tokio::test]
+async fn remove_out_of_scope_on_a_server_without_member_listing_says_to_turn_it_off() {
+    let f = Fixture::new(company(3)).await;
+    f.double.vaultwarden_mode();
+    let spec = f.spec(SyncOptions { remove_out_of_scope: true, ..Default::default() });
+    let err = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::InvalidSpec);
+    assert!(err.to_string().contains("turn removeOutOfScope off"), "{err}");
+    // Without it, Vaultwarden works.
+    let out = f.run(&f.spec(SyncOptions::default()), &SyncState::default(), RunOptions::default()).await.unwrap();
+    assert_eq!(out.reason, Reason::Synced);
+    assert_eq!(out.message, "3 users, 2 groups sent (0 removals at most)");
+}
+
+#[tokio::test]
+async fn an_invalid_spec_or_a_suspended_resource_reads_nothing() {
+    let f = Fixture::new(company(3)).await;
+    let mut spec = f.spec(SyncOptions { interval: "1m".into(), ..Default::default() });
+    let err = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::InvalidSpec);
+    assert!(err.to_string().contains("spec.sync.interval"));
+    spec.sync.interval = "1h".into();
+    spec.suspend = true;
+    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    assert_eq!(out.reason, Reason::Suspended);
+    assert!(f.reads.lock().unwrap().is_empty());
+}

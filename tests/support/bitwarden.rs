@@ -1,0 +1,1109 @@
+//! A Bitwarden server double that behaves as `/work/shared/spec/bitwarden-api.md` describes the
+//! official server (default) or Vaultwarden ([`BitwardenDouble::vaultwarden_mode`]), error
+//! bodies included. It is strict: a client that passes against it sends what a real server
+//! accepts.
+//!
+//! ```ignore
+//! let bw = BitwardenDouble::start().await;          // self-hosted layout: {url}/api, {url}/identity
+//! let client = bw.client();                          // dirsync::bitwarden::Client, fast retries
+//! // or: dirsync::bitwarden::connect(&bw.spec(), &bw.secrets()).await?
+//! client.import(&request).await?;
+//! assert_eq!(bw.imports(), vec![serde_json::to_value(&request)?]);
+//! assert_eq!(bw.token_requests(), 1);
+//! bw.fail_next(Endpoint::Import, 1, Failure::rate_limited(Some("1")));
+//! ```
+//!
+//! What it enforces:
+//! - `POST /identity/connect/token`: `application/x-www-form-urlencoded`; `grant_type`,
+//!   `scope`, `client_id`, `client_secret`, `deviceType` (a number), `deviceIdentifier`,
+//!   `deviceName` present, else 400 `{"error":"invalid_request"}`; `grant_type` other than
+//!   `client_credentials` → `unsupported_grant_type`; wrong client id or secret →
+//!   `invalid_client`; scope other than `api.organization` → `invalid_scope`. Success issues a
+//!   token valid for [`BitwardenDouble::set_expires_in`] seconds (3600 by default).
+//! - Every `/api/public/...` call needs `Authorization: Bearer <issued, unexpired token>`, else
+//!   401 (empty body, `WWW-Authenticate`).
+//! - `POST /api/public/organization/import`: a field missing or of the wrong type (`groups`,
+//!   `members`, `overwriteExisting`, member `email`/`externalId`/`deleted`, group
+//!   `name`/`externalId`/`memberExternalIds`) → 422 (as Vaultwarden) with an error body naming
+//!   the fields; validation (name ≤ 100, externalId 1..=300, email valid and ≤ 256 unless deleted)
+//!   → 400 "The model state is invalid."; more than [`BitwardenDouble::set_import_limit`] (2000)
+//!   non-deleted members or groups without `largeImport` → 400 "You cannot import this much data
+//!   at once."; duplicate group external ids or two non-deleted members with one email → 500
+//!   "An error has occurred."; otherwise the import is applied to the in-memory organization and
+//!   answered with an empty 200.
+//! - `GET /api/public/members` and `/api/public/groups` list the organization, in pages of
+//!   [`BitwardenDouble::set_page_size`] with `continuationToken`; 404 in Vaultwarden mode.
+//! - Programmed failures ([`BitwardenDouble::fail_next`]) answer before anything else
+//!   (authentication included), once per request, in order.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use dirsync::api::{ApiKeySecretRef, BitwardenSpec};
+use dirsync::bitwarden::{Client, ClientOptions, RetryPolicy, Urls};
+use dirsync::secrets::SecretValue;
+use serde_json::{Value, json};
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use super::secrets::MemorySecrets;
+
+/// Name of the API key Secret in [`BitwardenDouble::spec`] and [`BitwardenDouble::secrets`].
+pub const SECRET_NAME: &str = "bitwarden-org-key";
+pub const TOKEN_PATH: &str = "/identity/connect/token";
+pub const IMPORT_PATH: &str = "/api/public/organization/import";
+pub const MEMBERS_PATH: &str = "/api/public/members";
+pub const GROUPS_PATH: &str = "/api/public/groups";
+pub const LARGE_IMPORT_MESSAGE: &str = "You cannot import this much data at once.";
+pub const OVERWRITE_REFUSED_MESSAGE: &str = "Sync failed. To proceed, disable the 'Remove and \
+     re-add users during next sync' setting and try again.";
+
+/// Member types and statuses of the Public API.
+pub mod member {
+    pub const OWNER: i32 = 0;
+    pub const ADMIN: i32 = 1;
+    pub const USER: i32 = 2;
+    pub const REVOKED: i32 = -1;
+    pub const INVITED: i32 = 0;
+    pub const CONFIRMED: i32 = 2;
+    pub const STAGED: i32 = 3;
+}
+
+/// One member of the in-memory organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub user_id: Option<String>,
+    pub name: Option<String>,
+    pub email: String,
+    pub external_id: Option<String>,
+    /// Owner 0, Admin 1, User 2, Manager 3, Custom 4.
+    pub type_: i32,
+    /// Revoked -1, Invited 0, Accepted 1, Confirmed 2, Staged 3.
+    pub status: i32,
+    /// Invited users have none: `overwriteExisting` refuses to remove them.
+    pub has_master_password: bool,
+}
+
+impl Member {
+    /// A confirmed member of `type_` with an account (and a master password).
+    pub fn confirmed(email: &str, external_id: Option<&str>, type_: i32) -> Member {
+        Member {
+            id: new_id(),
+            user_id: Some(new_id()),
+            name: Some(email.split('@').next().unwrap_or_default().to_string()),
+            email: email.to_string(),
+            external_id: external_id.map(str::to_string),
+            type_,
+            status: member::CONFIRMED,
+            has_master_password: true,
+        }
+    }
+
+    /// A confirmed Owner without external id.
+    pub fn owner(email: &str) -> Member {
+        Member::confirmed(email, None, member::OWNER)
+    }
+
+    /// A confirmed Admin.
+    pub fn admin(email: &str, external_id: Option<&str>) -> Member {
+        Member::confirmed(email, external_id, member::ADMIN)
+    }
+
+    /// A confirmed User.
+    pub fn user(email: &str, external_id: Option<&str>) -> Member {
+        Member::confirmed(email, external_id, member::USER)
+    }
+
+    /// An invited User (no account yet, so no master password).
+    pub fn invited(email: &str, external_id: Option<&str>) -> Member {
+        Member {
+            user_id: None,
+            name: None,
+            status: member::INVITED,
+            has_master_password: false,
+            ..Member::confirmed(email, external_id, member::USER)
+        }
+    }
+
+    /// The `GET /public/members` form.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "object": "member",
+            "id": self.id,
+            "userId": self.user_id,
+            "name": self.name,
+            "email": self.email,
+            "externalId": self.external_id,
+            "type": self.type_,
+            "status": self.status,
+            "twoFactorEnabled": false,
+            "resetPasswordEnrolled": false,
+            "ssoExternalId": null,
+            "permissions": null,
+            "collections": [],
+        })
+    }
+}
+
+/// One group of the in-memory organization.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub id: String,
+    pub name: String,
+    pub external_id: Option<String>,
+    /// Member ids ([`Member::id`]).
+    pub member_ids: Vec<String>,
+}
+
+impl Group {
+    pub fn new(name: &str, external_id: Option<&str>) -> Group {
+        Group {
+            id: new_id(),
+            name: name.to_string(),
+            external_id: external_id.map(str::to_string),
+            member_ids: Vec::new(),
+        }
+    }
+
+    /// The `GET /public/groups` form.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "object": "group",
+            "id": self.id,
+            "name": self.name,
+            "externalId": self.external_id,
+            "collections": [],
+        })
+    }
+}
+
+/// The endpoints the double serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Token,
+    Import,
+    Members,
+    Groups,
+}
+
+/// A programmed answer that replaces the normal handling of one request.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    pub delay: Option<Duration>,
+}
+
+impl Failure {
+    /// `status` with an empty body.
+    pub fn status(status: u16) -> Failure {
+        Failure {
+            status,
+            body: String::new(),
+            headers: Vec::new(),
+            delay: None,
+        }
+    }
+
+    /// `status` with a JSON body.
+    pub fn json(status: u16, body: Value) -> Failure {
+        Failure {
+            body: body.to_string(),
+            ..Failure::status(status)
+        }
+        .header("content-type", "application/json; charset=utf-8")
+    }
+
+    /// A Public API error body `{"object":"error","message":...,"errors":null}`.
+    pub fn error(status: u16, message: &str) -> Failure {
+        Failure::json(status, json!({"object": "error", "message": message, "errors": null}))
+    }
+
+    /// 429, with `Retry-After` when given (seconds or an HTTP date).
+    pub fn rate_limited(retry_after: Option<&str>) -> Failure {
+        let f = Failure::status(429);
+        match retry_after {
+            Some(v) => f.header("retry-after", v),
+            None => f,
+        }
+    }
+
+    /// 500 as the official server answers an unhandled exception.
+    pub fn server_error() -> Failure {
+        Failure::error(500, "An error has occurred.")
+    }
+
+    /// 401 as for an unknown token.
+    pub fn unauthorized() -> Failure {
+        Failure::status(401).header("www-authenticate", "Bearer error=\"invalid_token\"")
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Failure {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Answers only after `delay` (to provoke client timeouts).
+    pub fn delayed(mut self, delay: Duration) -> Failure {
+        self.delay = Some(delay);
+        self
+    }
+
+    fn template(&self) -> ResponseTemplate {
+        let mut t = ResponseTemplate::new(self.status);
+        for (k, v) in &self.headers {
+            t = t.insert_header(k.as_str(), v.as_str());
+        }
+        if !self.body.is_empty() {
+            t = t.set_body_bytes(self.body.clone().into_bytes());
+        }
+        if let Some(d) = self.delay {
+            t = t.set_delay(d);
+        }
+        t
+    }
+}
+
+/// One request as received. The `Authorization` header's credentials are replaced by
+/// `<redacted>` (the scheme is kept); the body is kept as sent.
+#[derive(Clone, Debug)]
+pub struct RecordedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// Lower-case header names.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl RecordedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as form fields (last value wins).
+    pub fn form(&self) -> BTreeMap<String, String> {
+        parse_form(&self.body_text()).into_iter().collect()
+    }
+
+    pub fn json(&self) -> Option<Value> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// A query parameter.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        parse_form(self.query.as_deref()?)
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+struct State {
+    client_id: String,
+    client_secret: String,
+    expires_in: u64,
+    tokens: HashMap<String, Instant>,
+    issued: Vec<String>,
+    token_requests: usize,
+    requests: Vec<(Option<Endpoint>, RecordedRequest)>,
+    imports: Vec<Value>,
+    applied: Vec<Value>,
+    members: Vec<Member>,
+    groups: Vec<Group>,
+    page_size: Option<usize>,
+    import_limit: Option<usize>,
+    vaultwarden: bool,
+    /// Per endpoint: failures to answer with, each with how many times it is left.
+    failures: HashMap<Endpoint, VecDeque<(Failure, usize)>>,
+}
+
+/// The double: a wiremock server with a self-hosted layout (`{url}/api`, `{url}/identity`).
+pub struct BitwardenDouble {
+    server: MockServer,
+    state: Arc<Mutex<State>>,
+    organization_id: String,
+}
+
+impl BitwardenDouble {
+    /// A new organization with one confirmed Owner (`owner@example.com`), behaving like the
+    /// official cloud server.
+    pub async fn start() -> BitwardenDouble {
+        let organization_id = new_id();
+        let state = State {
+            client_id: format!("organization.{organization_id}"),
+            client_secret: format!("s3cr3t-{}", new_id().replace('-', "")),
+            expires_in: 3600,
+            tokens: HashMap::new(),
+            issued: Vec::new(),
+            token_requests: 0,
+            requests: Vec::new(),
+            imports: Vec::new(),
+            applied: Vec::new(),
+            members: vec![Member::owner("owner@example.com")],
+            groups: Vec::new(),
+            page_size: None,
+            import_limit: Some(2000),
+            vaultwarden: false,
+            failures: HashMap::new(),
+        };
+        let state = Arc::new(Mutex::new(state));
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(Router { state: state.clone() })
+            .mount(&server)
+            .await;
+        BitwardenDouble {
+            server,
+            state,
+            organization_id,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    // --- where it is and how to log in --------------------------------------------------------
+
+    /// The server base URL (`spec.bitwarden.serverUrl`).
+    pub fn url(&self) -> String {
+        self.server.uri()
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("{}/api", self.url())
+    }
+
+    pub fn identity_url(&self) -> String {
+        format!("{}/identity", self.url())
+    }
+
+    pub fn urls(&self) -> Urls {
+        Urls {
+            api: self.api_url(),
+            identity: self.identity_url(),
+        }
+    }
+
+    pub fn organization_id(&self) -> String {
+        self.organization_id.clone()
+    }
+
+    /// `organization.<organization id>`.
+    pub fn client_id(&self) -> String {
+        self.state().client_id.clone()
+    }
+
+    pub fn client_secret(&self) -> String {
+        self.state().client_secret.clone()
+    }
+
+    /// A `spec.bitwarden` for this server (`serverUrl`, API key in Secret [`SECRET_NAME`]).
+    pub fn spec(&self) -> BitwardenSpec {
+        BitwardenSpec {
+            server_url: Some(self.url()),
+            api_key_secret_ref: ApiKeySecretRef {
+                name: SECRET_NAME.into(),
+                client_id_key: "client_id".into(),
+                client_secret_key: "client_secret".into(),
+            },
+            ..Default::default()
+        }
+    }
+
+    /// The Secret [`BitwardenDouble::spec`] refers to.
+    pub fn secrets(&self) -> MemorySecrets {
+        MemorySecrets::new()
+            .with(SECRET_NAME, "client_id", self.client_id())
+            .with(SECRET_NAME, "client_secret", self.client_secret())
+    }
+
+    /// A client for this server with millisecond retry delays.
+    pub fn client(&self) -> Client {
+        self.client_with(ClientOptions {
+            retry: RetryPolicy::fast(),
+            ..ClientOptions::default()
+        })
+    }
+
+    pub fn client_with(&self, options: ClientOptions) -> Client {
+        Client::with_options(
+            self.urls(),
+            &self.client_id(),
+            SecretValue::new(self.client_secret()),
+            None,
+            options,
+        )
+        .expect("client for the Bitwarden double")
+    }
+
+    // --- programming it ----------------------------------------------------------------------
+
+    /// Behave like Vaultwarden: no `/public/members` or `/public/groups` (404), members matched
+    /// by email, `deleted` revokes, groups ignored, no size limits, `overwriteExisting` removes
+    /// admins too.
+    pub fn vaultwarden_mode(&self) {
+        let mut s = self.state();
+        s.vaultwarden = true;
+        s.import_limit = None;
+    }
+
+    /// Lifetime of newly issued tokens (`expires_in`).
+    pub fn set_expires_in(&self, seconds: u64) {
+        self.state().expires_in = seconds;
+    }
+
+    /// Makes every issued token unknown: the next API call gets a 401.
+    pub fn expire_tokens(&self) {
+        self.state().tokens.clear();
+    }
+
+    /// Rotates the API key: the old secret now gets `invalid_client`.
+    pub fn set_client_secret(&self, secret: &str) {
+        self.state().client_secret = secret.to_string();
+    }
+
+    /// Page size of the lists (`None`: one page, as the official server).
+    pub fn set_page_size(&self, page_size: Option<usize>) {
+        self.state().page_size = page_size;
+    }
+
+    /// The size limit without `largeImport` (2000 on the cloud; `None`: no limit).
+    pub fn set_import_limit(&self, limit: Option<usize>) {
+        self.state().import_limit = limit;
+    }
+
+    /// Replaces the organization's members.
+    pub fn set_members(&self, members: Vec<Member>) {
+        self.state().members = members;
+    }
+
+    /// Replaces the organization's groups.
+    pub fn set_groups(&self, groups: Vec<Group>) {
+        self.state().groups = groups;
+    }
+
+    /// Answers the next `times` requests to `endpoint` with `failure` (after those already
+    /// programmed). `usize::MAX` times means for ever.
+    pub fn fail_next(&self, endpoint: Endpoint, times: usize, failure: Failure) {
+        let mut s = self.state();
+        if times > 0 {
+            s.failures.entry(endpoint).or_default().push_back((failure, times));
+        }
+    }
+
+    /// Shorthand of [`BitwardenDouble::fail_next`] for imports.
+    pub fn fail_next_imports(&self, times: usize, status: u16, body: &str, headers: &[(&str, &str)]) {
+        let mut failure = Failure::status(status);
+        failure.body = body.to_string();
+        for (k, v) in headers {
+            failure = failure.header(k, v);
+        }
+        self.fail_next(Endpoint::Import, times, failure);
+    }
+
+    /// Drops the programmed failures not yet used.
+    pub fn clear_failures(&self) {
+        self.state().failures.clear();
+    }
+
+    // --- what happened -----------------------------------------------------------------------
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.state().requests.iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    /// The requests to one endpoint.
+    pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
+        let s = self.state();
+        s.requests
+            .iter()
+            .filter(|(e, _)| *e == Some(endpoint))
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// Requests to the token endpoint (programmed failures included).
+    pub fn token_requests(&self) -> usize {
+        self.state().token_requests
+    }
+
+    /// Every access token issued.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.state().issued.clone()
+    }
+
+    /// Import bodies that reached the import handler (authenticated, not answered by a
+    /// programmed failure), whether accepted or refused.
+    pub fn imports(&self) -> Vec<Value> {
+        self.state().imports.clone()
+    }
+
+    /// Import bodies that were applied (answered 200).
+    pub fn applied_imports(&self) -> Vec<Value> {
+        self.state().applied.clone()
+    }
+
+    pub fn members(&self) -> Vec<Member> {
+        self.state().members.clone()
+    }
+
+    pub fn member(&self, email: &str) -> Option<Member> {
+        self.members().into_iter().find(|m| m.email.eq_ignore_ascii_case(email))
+    }
+
+    pub fn groups(&self) -> Vec<Group> {
+        self.state().groups.clone()
+    }
+
+    /// Emails of the members of the group with `external_id`, sorted.
+    pub fn group_member_emails(&self, external_id: &str) -> Vec<String> {
+        let s = self.state();
+        let Some(group) = s.groups.iter().find(|g| g.external_id.as_deref() == Some(external_id)) else {
+            return Vec::new();
+        };
+        let mut emails: Vec<String> = s
+            .members
+            .iter()
+            .filter(|m| group.member_ids.contains(&m.id))
+            .map(|m| m.email.clone())
+            .collect();
+        emails.sort();
+        emails
+    }
+}
+
+struct Router {
+    state: Arc<Mutex<State>>,
+}
+
+impl Respond for Router {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let path = request.url.path().to_string();
+        let endpoint = match (request.method.as_str(), path.as_str()) {
+            ("POST", TOKEN_PATH) => Some(Endpoint::Token),
+            ("POST", IMPORT_PATH) => Some(Endpoint::Import),
+            ("GET", MEMBERS_PATH) => Some(Endpoint::Members),
+            ("GET", GROUPS_PATH) => Some(Endpoint::Groups),
+            _ => None,
+        };
+        s.requests.push((endpoint, record(request)));
+        let Some(endpoint) = endpoint else {
+            return ResponseTemplate::new(404);
+        };
+        if endpoint == Endpoint::Token {
+            s.token_requests += 1;
+        }
+        if let Some(queue) = s.failures.get_mut(&endpoint)
+            && let Some((failure, left)) = queue.front_mut()
+        {
+            let template = failure.template();
+            *left -= 1;
+            if *left == 0 {
+                queue.pop_front();
+            }
+            return template;
+        }
+        match endpoint {
+            Endpoint::Token => s.token(request),
+            Endpoint::Import | Endpoint::Members | Endpoint::Groups => {
+                if s.vaultwarden && endpoint != Endpoint::Import {
+                    return ResponseTemplate::new(404);
+                }
+                if !s.authorized(request) {
+                    return Failure::unauthorized().template();
+                }
+                match endpoint {
+                    Endpoint::Import => s.import(&request.body),
+                    Endpoint::Members => {
+                        let items: Vec<Value> = s.members.iter().map(Member::to_json).collect();
+                        s.list(request, items)
+                    }
+                    _ => {
+                        let items: Vec<Value> = s.groups.iter().map(Group::to_json).collect();
+                        s.list(request, items)
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn record(request: &Request) -> RecordedRequest {
+    let headers = request
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().unwrap_or("<binary>");
+            let value = if name.as_str() == "authorization" {
+                match value.split_once(' ') {
+                    Some((scheme, _)) => format!("{scheme} <redacted>"),
+                    None => "<redacted>".to_string(),
+                }
+            } else {
+                value.to_string()
+            };
+            (name.as_str().to_string(), value)
+        })
+        .collect();
+    RecordedRequest {
+        method: request.method.to_string(),
+        path: request.url.path().to_string(),
+        query: request.url.query().map(str::to_string),
+        headers,
+        body: request.body.clone(),
+    }
+}
+
+fn json_response(status: u16, body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_raw(body.to_string().into_bytes(), "application/json; charset=utf-8")
+}
+
+fn api_error(status: u16, message: &str, errors: Option<BTreeMap<String, Vec<String>>>) -> ResponseTemplate {
+    json_response(status, json!({"object": "error", "message": message, "errors": errors}))
+}
+
+fn oauth_error(error: &str) -> ResponseTemplate {
+    json_response(400, json!({"error": error}))
+}
+
+impl State {
+    fn token(&mut self, request: &Request) -> ResponseTemplate {
+        let content_type = request
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !content_type.starts_with("application/x-www-form-urlencoded") {
+            return oauth_error("invalid_request");
+        }
+        let form: HashMap<String, String> = parse_form(&String::from_utf8_lossy(&request.body))
+            .into_iter()
+            .collect();
+        let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
+        let required = [
+            "grant_type",
+            "scope",
+            "client_id",
+            "client_secret",
+            "deviceType",
+            "deviceIdentifier",
+            "deviceName",
+        ];
+        if required.iter().any(|f| field(f).is_none()) || field("deviceType").is_some_and(|t| t.parse::<i32>().is_err())
+        {
+            return oauth_error("invalid_request");
+        }
+        if field("grant_type") != Some("client_credentials") {
+            return oauth_error("unsupported_grant_type");
+        }
+        if field("client_id") != Some(self.client_id.as_str())
+            || field("client_secret") != Some(self.client_secret.as_str())
+        {
+            return oauth_error("invalid_client");
+        }
+        if field("scope") != Some("api.organization") {
+            return oauth_error("invalid_scope");
+        }
+        let token = format!("eyJ.{}.{}", self.issued.len() + 1, new_id().replace('-', ""));
+        self.tokens
+            .insert(token.clone(), Instant::now() + Duration::from_secs(self.expires_in));
+        self.issued.push(token.clone());
+        json_response(
+            200,
+            json!({
+                "access_token": token,
+                "expires_in": self.expires_in,
+                "token_type": "Bearer",
+                "scope": "api.organization",
+            }),
+        )
+    }
+
+    fn authorized(&self, request: &Request) -> bool {
+        let Some(value) = request.headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let Some(token) = value.strip_prefix("Bearer ") else {
+            return false;
+        };
+        self.tokens.get(token).is_some_and(|expiry| Instant::now() < *expiry)
+    }
+
+    fn list(&self, request: &Request, items: Vec<Value>) -> ResponseTemplate {
+        let offset: usize = match request.url.query_pairs().find(|(k, _)| k == "continuationToken") {
+            None => 0,
+            Some((_, token)) => match token.strip_prefix("page-").and_then(|n| n.parse().ok()) {
+                Some(n) => n,
+                None => return api_error(400, "Invalid continuation token.", None),
+            },
+        };
+        let size = self.page_size.unwrap_or(usize::MAX).max(1);
+        let end = offset.saturating_add(size).min(items.len());
+        let page: Vec<Value> = items.get(offset.min(end)..end).unwrap_or_default().to_vec();
+        let continuation = (end < items.len()).then(|| format!("page-{end}"));
+        json_response(
+            200,
+            json!({"object": "list", "data": page, "continuationToken": continuation}),
+        )
+    }
+
+    fn import(&mut self, body: &[u8]) -> ResponseTemplate {
+        let Ok(value) = serde_json::from_slice::<Value>(body) else {
+            return api_error(400, "The request body is not valid JSON.", None);
+        };
+        self.imports.push(value.clone());
+        let missing = missing_fields(&value);
+        if !missing.is_empty() {
+            let errors = missing.into_iter().map(|f| (f, vec!["The field is required.".into()]));
+            return api_error(422, "The request is missing required fields.", Some(errors.collect()));
+        }
+        let request = ParsedImport::from(&value);
+        let invalid = request.validation_errors();
+        if !invalid.is_empty() {
+            return api_error(400, "The model state is invalid.", Some(invalid));
+        }
+        let active: Vec<&ParsedMember> = request.members.iter().filter(|m| !m.deleted).collect();
+        if let Some(limit) = self.import_limit
+            && !request.large_import
+            && (active.len() > limit || request.groups.len() > limit)
+        {
+            return api_error(400, LARGE_IMPORT_MESSAGE, None);
+        }
+        let mut emails = HashSet::new();
+        let mut group_ids = HashSet::new();
+        if !active.iter().all(|m| emails.insert(m.email.to_lowercase()))
+            || !request.groups.iter().all(|g| group_ids.insert(g.external_id.clone()))
+        {
+            return api_error(500, "An error has occurred.", None);
+        }
+        if self.vaultwarden {
+            self.apply_vaultwarden(&request);
+        } else if let Err(message) = self.apply_official(&request) {
+            return api_error(400, message, None);
+        }
+        self.applied.push(value);
+        ResponseTemplate::new(200)
+    }
+
+    /// Applies an import; `Err` is the message of a 400 that refuses it as a whole.
+    fn apply_official(&mut self, request: &ParsedImport) -> Result<(), &'static str> {
+        let mut members = self.members.clone();
+        // 1. Deleted members (by external id) leave, except Owners.
+        let deleted: HashSet<&str> = request
+            .members
+            .iter()
+            .filter(|m| m.deleted)
+            .map(|m| m.external_id.as_str())
+            .collect();
+        members
+            .retain(|m| m.type_ == member::OWNER || !m.external_id.as_deref().is_some_and(|id| deleted.contains(id)));
+        // 2. overwriteExisting: members with an external id not in the request leave, except
+        //    Owners; refused as a whole if one of them has no master password.
+        let active: Vec<&ParsedMember> = request.members.iter().filter(|m| !m.deleted).collect();
+        if request.overwrite_existing {
+            let keep: HashSet<&str> = active.iter().map(|m| m.external_id.as_str()).collect();
+            let leaving =
+                |m: &Member| m.type_ != member::OWNER && m.external_id.as_deref().is_some_and(|id| !keep.contains(id));
+            if members.iter().any(|m| leaving(m) && !m.has_master_password) {
+                return Err(OVERWRITE_REFUSED_MESSAGE);
+            }
+            members.retain(|m| !leaving(m));
+        }
+        // 3. Members without external id get the one of the imported member with their email.
+        for m in &active {
+            if members
+                .iter()
+                .any(|x| x.external_id.as_deref() == Some(m.external_id.as_str()))
+            {
+                continue;
+            }
+            if let Some(x) = members
+                .iter_mut()
+                .find(|x| x.external_id.is_none() && x.email.eq_ignore_ascii_case(&m.email))
+            {
+                x.external_id = Some(m.external_id.clone());
+            }
+        }
+        // 4. New external ids are invited, unless their email is already in the organization.
+        for m in &active {
+            let known = members.iter().any(|x| {
+                x.external_id.as_deref() == Some(m.external_id.as_str()) || x.email.eq_ignore_ascii_case(&m.email)
+            });
+            if !known {
+                let mut invited = Member::invited(&m.email, Some(&m.external_id));
+                if !request.invite_users_after_provisioning {
+                    invited.status = member::STAGED;
+                }
+                members.push(invited);
+            }
+        }
+        // 5. Groups by external id: created or renamed, membership replaced. Never deleted.
+        let mut groups = self.groups.clone();
+        for g in &request.groups {
+            let member_ids: Vec<String> = members
+                .iter()
+                .filter(|m| {
+                    m.external_id
+                        .as_ref()
+                        .is_some_and(|id| g.member_external_ids.contains(id))
+                })
+                .map(|m| m.id.clone())
+                .collect();
+            match groups
+                .iter_mut()
+                .find(|x| x.external_id.as_deref() == Some(&g.external_id))
+            {
+                Some(existing) => {
+                    existing.name = g.name.clone();
+                    existing.member_ids = member_ids;
+                }
+                None => {
+                    let mut group = Group::new(&g.name, Some(&g.external_id));
+                    group.member_ids = member_ids;
+                    groups.push(group);
+                }
+            }
+        }
+        self.members = members;
+        self.groups = groups;
+        Ok(())
+    }
+
+    fn apply_vaultwarden(&mut self, request: &ParsedImport) {
+        let mut members = self.members.clone();
+        for m in &request.members {
+            let existing = members.iter_mut().find(|x| x.email.eq_ignore_ascii_case(&m.email));
+            match (existing, m.deleted) {
+                (Some(x), true) => {
+                    if x.type_ != member::OWNER {
+                        x.status = member::REVOKED;
+                    }
+                }
+                (Some(x), false) => {
+                    if x.external_id.is_none() {
+                        x.external_id = Some(m.external_id.clone());
+                    }
+                }
+                (None, true) => {}
+                // Vaultwarden has no Staged status: always invited.
+                (None, false) => members.push(Member::invited(&m.email, Some(&m.external_id))),
+            }
+        }
+        if request.overwrite_existing {
+            let keep: HashSet<&str> = request
+                .members
+                .iter()
+                .filter(|m| !m.deleted)
+                .map(|m| m.external_id.as_str())
+                .collect();
+            members.retain(|m| m.type_ == member::OWNER || m.external_id.as_deref().is_none_or(|id| keep.contains(id)));
+        }
+        self.members = members;
+    }
+}
+
+/// Every required field that is missing or of the wrong type, as `members[3].email`.
+fn missing_fields(value: &Value) -> Vec<String> {
+    let mut missing = Vec::new();
+    let Some(root) = value.as_object() else {
+        return vec!["$".into()];
+    };
+    let check = |missing: &mut Vec<String>,
+                 obj: &serde_json::Map<String, Value>,
+                 prefix: &str,
+                 field: &str,
+                 ok: fn(&Value) -> bool| {
+        if !obj.get(field).is_some_and(ok) {
+            missing.push(format!("{prefix}{field}"));
+        }
+    };
+    let is_str = |v: &Value| v.is_string();
+    let is_bool = |v: &Value| v.is_boolean();
+    let is_array = |v: &Value| v.is_array();
+    let is_opt_bool = |v: &Value| v.is_boolean() || v.is_null();
+    check(&mut missing, root, "", "groups", is_array);
+    check(&mut missing, root, "", "members", is_array);
+    check(&mut missing, root, "", "overwriteExisting", is_bool);
+    for optional in ["largeImport", "inviteUsersAfterProvisioning"] {
+        if root.contains_key(optional) {
+            check(&mut missing, root, "", optional, is_opt_bool);
+        }
+    }
+    if let Some(members) = root.get("members").and_then(Value::as_array) {
+        for (i, m) in members.iter().enumerate() {
+            let prefix = format!("members[{i}].");
+            let Some(m) = m.as_object() else {
+                missing.push(format!("members[{i}]"));
+                continue;
+            };
+            let deleted = m.get("deleted").and_then(Value::as_bool).unwrap_or(false);
+            if deleted {
+                // The email may be null on a deleted member, but the field must be there.
+                check(&mut missing, m, &prefix, "email", |v| v.is_string() || v.is_null());
+            } else {
+                check(&mut missing, m, &prefix, "email", is_str);
+            }
+            check(&mut missing, m, &prefix, "externalId", is_str);
+            check(&mut missing, m, &prefix, "deleted", is_bool);
+        }
+    }
+    if let Some(groups) = root.get("groups").and_then(Value::as_array) {
+        for (i, g) in groups.iter().enumerate() {
+            let prefix = format!("groups[{i}].");
+            let Some(g) = g.as_object() else {
+                missing.push(format!("groups[{i}]"));
+                continue;
+            };
+            check(&mut missing, g, &prefix, "name", is_str);
+            check(&mut missing, g, &prefix, "externalId", is_str);
+            check(&mut missing, g, &prefix, "memberExternalIds", |v| {
+                v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+            });
+        }
+    }
+    missing
+}
+
+struct ParsedMember {
+    email: String,
+    external_id: String,
+    deleted: bool,
+}
+
+struct ParsedGroup {
+    name: String,
+    external_id: String,
+    member_external_ids: Vec<String>,
+}
+
+/// An import request whose fields are all present (checked by [`missing_fields`]).
+struct ParsedImport {
+    members: Vec<ParsedMember>,
+    groups: Vec<ParsedGroup>,
+    overwrite_existing: bool,
+    large_import: bool,
+    invite_users_after_provisioning: bool,
+}
+
+impl From<&Value> for ParsedImport {
+    fn from(v: &Value) -> ParsedImport {
+        let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        let b = |v: &Value, k: &str| v.get(k).and_then(Value::as_bool);
+        let list = |k: &str| v.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
+        ParsedImport {
+            members: list("members")
+                .iter()
+                .map(|m| ParsedMember {
+                    email: s(m, "email"),
+                    external_id: s(m, "externalId"),
+                    deleted: b(m, "deleted").unwrap_or(false),
+                })
+                .collect(),
+            groups: list("groups")
+                .iter()
+                .map(|g| ParsedGroup {
+                    name: s(g, "name"),
+                    external_id: s(g, "externalId"),
+                    member_external_ids: g
+                        .get("memberExternalIds")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            overwrite_existing: b(v, "overwriteExisting").unwrap_or(false),
+            large_import: b(v, "largeImport").unwrap_or(false),
+            invite_users_after_provisioning: b(v, "inviteUsersAfterProvisioning").unwrap_or(true),
+        }
+    }
+}
+
+impl ParsedImport {
+    /// The official server's model validation, keyed as ASP.NET does (`Members[0].Email`).
+    fn validation_errors(&self) -> BTreeMap<String, Vec<String>> {
+        let mut errors = BTreeMap::new();
+        let mut add = |key: String, message: &str| {
+            errors.entry(key).or_insert_with(Vec::new).push(message.to_string());
+        };
+        for (i, g) in self.groups.iter().enumerate() {
+            if g.name.trim().is_empty() {
+                add(format!("Groups[{i}].Name"), "The Name field is required.");
+            } else if g.name.chars().count() > 100 {
+                add(
+                    format!("Groups[{i}].Name"),
+                    "The field Name must be a string with a maximum length of 100.",
+                );
+            }
+            external_id_errors(&mut add, &format!("Groups[{i}].ExternalId"), &g.external_id);
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            external_id_errors(&mut add, &format!("Members[{i}].ExternalId"), &m.external_id);
+            if !m.deleted {
+                let key = format!("Members[{i}].Email");
+                if m.email.chars().count() > 256 {
+                    add(key, "The field Email must be a string with a maximum length of 256.");
+                } else if !valid_email(&m.email) {
+                    add(key, "The Email field is not a valid e-mail address.");
+                }
+            }
+        }
+        errors
+    }
+}
+
+fn external_id_errors(add: &mut impl FnMut(String, &str), key: &str, external_id: &str) {
+    if external_id.trim().is_empty() {
+        add(key.to_string(), "The ExternalId field is required.");
+    } else if external_id.chars().count() > 300 {
+        add(
+            key.to_string(),
+            "The field ExternalId must be a string with a maximum length of 300.",
+        );
+    }
+}
+
+fn valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.chars().any(char::is_whitespace)
+}
+
+/// Decodes `a=b&c=d` (`+` and `%xx` included).
+fn parse_form(text: &str) -> Vec<(String, String)> {
+    let url = reqwest::Url::parse(&format!("http://form.invalid/?{text}")).expect("form as a query");
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+/// A fresh random UUID (v4 layout).
+pub fn new_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    let a = seed ^ n.rotate_left(32) ^ (std::process::id() as u64).rotate_left(16);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        (a >> 32) as u32,
+        (a >> 16) as u16,
+        (a & 0xfff) as u16,
+        (n & 0xfff) as u16,
+        n & 0xffff_ffff_ffff
+    )
+}

@@ -1,0 +1,9 @@
+//! Test doubles and real-server harnesses shared by the integration tests. Each test file
+//! declares `mod support;` and uses what it needs (hence `dead_code` is allowed: no file uses
+//! everything).
+#![allow(dead_code)]
+
+pub mod bitwarden;
+pub mod samba;
+pub mod secrets;
+pub mod slapd;
