@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use dirsync::Error;
@@ -21,7 +21,7 @@ use support::bitwarden::{BitwardenDouble, Endpoint, Failure, Member};
 struct Fixture {
     double: BitwardenDouble,
     directory: Mutex<Directory>,
-    reads: Mutex<Vec<ReadRequest>>,
+    reads: Arc<Mutex<Vec<ReadRequest>>>,
 }
 
 struct StaticSource(Directory);
@@ -29,29 +29,35 @@ struct StaticSource(Directory);
 #[async_trait]
 impl DirectorySource for StaticSource {
     async fn read(&mut self, _: &ReadRequest) -> Result<ReadResult, Error> {
-        Ok(ReadResult { directory: self.0.clone(), ..Default::default() })
+        Ok(ReadResult {
+            directory: self.0.clone(),
+            ..Default::default()
+        })
     }
 }
 
 #[async_trait]
 impl Connector for Fixture {
     async fn source(&self, _: &DirectorySyncSpec, _: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
-        Ok(Box::new(Recording { fixture: self, dir: self.directory.lock().unwrap().clone() }))
+        Ok(Box::new(Recording {
+            reads: self.reads.clone(),
+            dir: self.directory.lock().unwrap().clone(),
+        }))
     }
     async fn bitwarden(&self, _: &DirectorySyncSpec, _: &dyn SecretStore) -> Result<Box<dyn BitwardenApi>, Error> {
         Ok(Box::new(self.double.client()))
     }
 }
 
-struct Recording<'a> {
-    fixture: &'a Fixture,
+struct Recording {
+    reads: Arc<Mutex<Vec<ReadRequest>>>,
     dir: Directory,
 }
 
 #[async_trait]
-impl DirectorySource for Recording<'_> {
+impl DirectorySource for Recording {
     async fn read(&mut self, request: &ReadRequest) -> Result<ReadResult, Error> {
-        self.fixture.reads.lock().unwrap().push(request.clone());
+        self.reads.lock().unwrap().push(request.clone());
         let mut cursor = std::collections::BTreeMap::new();
         cursor.insert("test.read".to_string(), "1".to_string());
         StaticSource(self.dir.clone()).read(request).await.map(|mut r| {
@@ -94,7 +100,11 @@ fn company(n: usize) -> Directory {
 
 impl Fixture {
     async fn new(directory: Directory) -> Fixture {
-        Fixture { double: BitwardenDouble::start().await, directory: Mutex::new(directory), reads: Mutex::new(Vec::new()) }
+        Fixture {
+            double: BitwardenDouble::start().await,
+            directory: Mutex::new(directory),
+            reads: Arc::default(),
+        }
     }
 
     fn spec(&self, sync: SyncOptions) -> DirectorySyncSpec {
@@ -124,7 +134,10 @@ impl Fixture {
 async fn a_sync_sends_the_directory_then_skips_it_while_unchanged() {
     let f = Fixture::new(company(3)).await;
     let spec = f.spec(SyncOptions::default());
-    let first = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    let first = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
     assert_eq!(first.reason, Reason::Synced);
     assert_eq!(first.changes.invited, 3);
     assert_eq!(first.changes.groups_created, 2);
@@ -146,7 +159,10 @@ async fn a_sync_sends_the_directory_then_skips_it_while_unchanged() {
             "overwriteExisting": false, "largeImport": false, "inviteUsersAfterProvisioning": true
         })
     );
-    assert_eq!(f.double.group_member_emails("g-all"), vec!["user0@corp.example", "user1@corp.example"]);
+    assert_eq!(
+        f.double.group_member_emails("g-all"),
+        vec!["user0@corp.example", "user1@corp.example"]
+    );
     let state = first.state.clone();
     assert!(state.sync_hash.is_some());
     assert_eq!(state.last_active_users, Some(3));
@@ -163,7 +179,17 @@ async fn a_sync_sends_the_directory_then_skips_it_while_unchanged() {
     assert!(f.reads.lock().unwrap()[1].cursor.is_some());
 
     // sync-now: a full read and the same request again.
-    let forced = f.run(&spec, &state, RunOptions { force: true, ..Default::default() }).await.unwrap();
+    let forced = f
+        .run(
+            &spec,
+            &state,
+            RunOptions {
+                force: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(forced.reason, Reason::Synced);
     assert_eq!(f.double.imports().len(), 2);
     assert!(f.reads.lock().unwrap()[2].cursor.is_none());
@@ -182,12 +208,19 @@ async fn members_who_left_the_scope_are_removed_but_never_owners_admins_or_manua
     let mut members: Vec<Member> = (0..20)
         .map(|i| Member::user(&format!("user{i}@corp.example"), Some(&format!("u{i:04}"))))
         .collect();
+    members.push(Member::owner("owner@example.com"));
     members.push(Member::user("left@corp.example", Some("u9999")));
     members.push(Member::admin("boss@corp.example", Some("u8888")));
     members.push(Member::user("manual@corp.example", None));
     f.double.set_members(members);
-    let spec = f.spec(SyncOptions { remove_out_of_scope: true, ..Default::default() });
-    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    let spec = f.spec(SyncOptions {
+        remove_out_of_scope: true,
+        ..Default::default()
+    });
+    let out = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
     assert_eq!(out.reason, Reason::Synced);
     assert_eq!(out.changes.removed, 1);
     assert_eq!(out.changes.invited, 0);
@@ -200,7 +233,10 @@ async fn members_who_left_the_scope_are_removed_but_never_owners_admins_or_manua
         .map(|m| m["externalId"].as_str().unwrap())
         .collect();
     assert_eq!(deleted, vec!["u9999"]);
-    assert!(f.double.member("left@corp.example").is_none(), "removed from the organization");
+    assert!(
+        f.double.member("left@corp.example").is_none(),
+        "removed from the organization"
+    );
     assert!(f.double.member("boss@corp.example").is_some());
     assert!(f.double.member("manual@corp.example").is_some());
     assert!(f.double.member("owner@example.com").is_some());
@@ -213,19 +249,39 @@ async fn the_guard_holds_back_a_mass_removal_until_overridden_for_that_exact_pla
         .map(|i| Member::user(&format!("user{i}@corp.example"), Some(&format!("u{i:04}"))))
         .collect();
     members.extend((0..40).map(|i| Member::user(&format!("old{i}@corp.example"), Some(&format!("old{i}")))));
+    members.push(Member::owner("owner@example.com"));
     f.double.set_members(members);
-    let spec = f.spec(SyncOptions { remove_out_of_scope: true, ..Default::default() });
+    let spec = f.spec(SyncOptions {
+        remove_out_of_scope: true,
+        ..Default::default()
+    });
 
-    let err = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    let err = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Reason::GuardTripped);
     let message = err.to_string();
     assert!(message.contains("would remove 40 members (43% of 91)"), "{message}");
     assert!(f.double.imports().is_empty(), "nothing is sent");
-    let hash = message.split("guard-override=").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let hash = message
+        .split("guard-override=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
 
-    let wrong = RunOptions { guard_override: Some("0000".into()), ..Default::default() };
+    let wrong = RunOptions {
+        guard_override: Some("0000".into()),
+        ..Default::default()
+    };
     assert!(f.run(&spec, &SyncState::default(), wrong).await.is_err());
-    let right = RunOptions { guard_override: Some(hash), ..Default::default() };
+    let right = RunOptions {
+        guard_override: Some(hash),
+        ..Default::default()
+    };
     let out = f.run(&spec, &SyncState::default(), right).await.unwrap();
     assert!(out.guard_overridden);
     assert_eq!(out.changes.removed, 40);
@@ -235,8 +291,14 @@ async fn the_guard_holds_back_a_mass_removal_until_overridden_for_that_exact_pla
 #[tokio::test]
 async fn a_directory_that_suddenly_shrinks_trips_the_guard_when_the_sync_can_remove() {
     let f = Fixture::new(company(100)).await;
-    let spec = f.spec(SyncOptions { overwrite_existing: true, ..Default::default() });
-    let first = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    let spec = f.spec(SyncOptions {
+        overwrite_existing: true,
+        ..Default::default()
+    });
+    let first = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
     assert_eq!(first.state.last_active_users, Some(100));
     f.directory.lock().unwrap().users.truncate(60);
     let err = f.run(&spec, &first.state, RunOptions::default()).await.unwrap_err();
@@ -247,14 +309,25 @@ async fn a_directory_that_suddenly_shrinks_trips_the_guard_when_the_sync_can_rem
 #[tokio::test]
 async fn large_imports_go_in_batches_in_order() {
     let f = Fixture::new(company(4100)).await;
-    let spec = f.spec(SyncOptions { large_import: true, ..Default::default() });
-    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    let spec = f.spec(SyncOptions {
+        large_import: true,
+        ..Default::default()
+    });
+    let out = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
     assert_eq!(out.sent.len(), 4);
     let shape: Vec<(usize, usize)> = f
         .double
         .imports()
         .iter()
-        .map(|i| (i["members"].as_array().unwrap().len(), i["groups"].as_array().unwrap().len()))
+        .map(|i| {
+            (
+                i["members"].as_array().unwrap().len(),
+                i["groups"].as_array().unwrap().len(),
+            )
+        })
         .collect();
     assert_eq!(shape, vec![(2000, 0), (2000, 0), (100, 0), (0, 2)]);
     assert_eq!(f.double.members().len(), 4101);
@@ -264,7 +337,10 @@ async fn large_imports_go_in_batches_in_order() {
 async fn without_large_import_the_cloud_refusal_says_to_set_it_and_no_state_moves() {
     let f = Fixture::new(company(2001)).await;
     let spec = f.spec(SyncOptions::default());
-    let state = SyncState { sync_hash: Some("old".into()), ..Default::default() };
+    let state = SyncState {
+        sync_hash: Some("old".into()),
+        ..Default::default()
+    };
     let err = f.run(&spec, &state, RunOptions::default()).await.unwrap_err();
     assert_eq!(err.reason(), Reason::BitwardenRejected);
     assert!(err.to_string().contains("largeImport"), "{err}");
@@ -273,12 +349,19 @@ async fn without_large_import_the_cloud_refusal_says_to_set_it_and_no_state_move
 #[tokio::test]
 async fn a_failed_import_is_retried_by_the_next_sync_with_the_same_reads() {
     let f = Fixture::new(company(3)).await;
-    f.double.fail_next(Endpoint::Import, usize::MAX, Failure::server_error());
+    f.double
+        .fail_next(Endpoint::Import, usize::MAX, Failure::server_error());
     let spec = f.spec(SyncOptions::default());
-    let err = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    let err = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Reason::BitwardenUnavailable);
     f.double.clear_failures();
-    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    let out = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
     assert_eq!(out.reason, Reason::Synced);
     assert!(f.reads.lock().unwrap().iter().all(|r| r.cursor.is_none()));
 }
@@ -288,7 +371,10 @@ async fn dry_run_reports_the_plan_and_sends_nothing() {
     let f = Fixture::new(company(5)).await;
     let mut spec = f.spec(SyncOptions::default());
     spec.mode = Mode::DryRun;
-    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    let out = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
     assert_eq!(out.reason, Reason::DryRun);
     let plan = out.plan.unwrap();
     assert_eq!((plan.members, plan.groups, plan.requests), (5, 2, 1));
@@ -302,7 +388,14 @@ async fn duplicate_emails_stop_the_sync_before_anything_is_sent() {
     let mut dir = company(3);
     dir.users[1].email = dir.users[0].email.clone();
     let f = Fixture::new(dir).await;
-    let err = f.run(&f.spec(SyncOptions::default()), &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    let err = f
+        .run(
+            &f.spec(SyncOptions::default()),
+            &SyncState::default(),
+            RunOptions::default(),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Reason::DuplicateEmails);
     assert!(err.to_string().contains("user0@corp.example"));
     assert!(f.double.requests().is_empty());
@@ -312,12 +405,25 @@ async fn duplicate_emails_stop_the_sync_before_anything_is_sent() {
 async fn remove_out_of_scope_on_a_server_without_member_listing_says_to_turn_it_off() {
     let f = Fixture::new(company(3)).await;
     f.double.vaultwarden_mode();
-    let spec = f.spec(SyncOptions { remove_out_of_scope: true, ..Default::default() });
-    let err = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    let spec = f.spec(SyncOptions {
+        remove_out_of_scope: true,
+        ..Default::default()
+    });
+    let err = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Reason::InvalidSpec);
     assert!(err.to_string().contains("turn removeOutOfScope off"), "{err}");
     // Without it, Vaultwarden works.
-    let out = f.run(&f.spec(SyncOptions::default()), &SyncState::default(), RunOptions::default()).await.unwrap();
+    let out = f
+        .run(
+            &f.spec(SyncOptions::default()),
+            &SyncState::default(),
+            RunOptions::default(),
+        )
+        .await
+        .unwrap();
     assert_eq!(out.reason, Reason::Synced);
     assert_eq!(out.message, "3 users, 2 groups sent (0 removals at most)");
 }
@@ -325,13 +431,22 @@ async fn remove_out_of_scope_on_a_server_without_member_listing_says_to_turn_it_
 #[tokio::test]
 async fn an_invalid_spec_or_a_suspended_resource_reads_nothing() {
     let f = Fixture::new(company(3)).await;
-    let mut spec = f.spec(SyncOptions { interval: "1m".into(), ..Default::default() });
-    let err = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap_err();
+    let mut spec = f.spec(SyncOptions {
+        interval: "1m".into(),
+        ..Default::default()
+    });
+    let err = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.reason(), Reason::InvalidSpec);
     assert!(err.to_string().contains("spec.sync.interval"));
     spec.sync.interval = "1h".into();
     spec.suspend = true;
-    let out = f.run(&spec, &SyncState::default(), RunOptions::default()).await.unwrap();
+    let out = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
     assert_eq!(out.reason, Reason::Suspended);
     assert!(f.reads.lock().unwrap().is_empty());
 }
