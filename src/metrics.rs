@@ -253,9 +253,26 @@ pub struct SyncRecord<'a> {
     pub changes: (u64, u64, u64),
 }
 
+/// The resources that have series (namespace, name).
+fn tracked() -> &'static std::sync::Mutex<std::collections::HashSet<(String, String)>> {
+    static TRACKED: OnceLock<std::sync::Mutex<std::collections::HashSet<(String, String)>>> = OnceLock::new();
+    TRACKED.get_or_init(Default::default)
+}
+
+/// The resources that currently have series.
+pub fn resources() -> Vec<(String, String)> {
+    tracked()
+        .lock()
+        .map(|t| t.iter().cloned().collect())
+        .unwrap_or_default()
+}
+
 /// Records one sync attempt.
 pub fn record_sync(r: &SyncRecord) {
     let m = metrics();
+    if let Ok(mut t) = tracked().lock() {
+        t.insert((r.namespace.to_string(), r.name.to_string()));
+    }
     let (ns, name, provider) = (r.namespace.to_string(), r.name.to_string(), r.provider.to_string());
     let labels = res(r.namespace, r.name);
     // A provider change must not leave the old provider's series behind.
@@ -374,6 +391,9 @@ fn remove_provider(m: &Metrics, namespace: &str, name: &str, provider: &str) {
 /// Removes every series of a deleted resource.
 pub fn forget(namespace: &str, name: &str) {
     let m = metrics();
+    if let Ok(mut t) = tracked().lock() {
+        t.remove(&(namespace.to_string(), name.to_string()));
+    }
     remove_provider_series(m, namespace, name, "");
     let labels = res(namespace, name);
     m.last_sync.remove(&labels);

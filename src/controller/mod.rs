@@ -9,7 +9,7 @@ pub mod reconcile;
 pub mod secrets;
 pub mod status;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -305,6 +305,32 @@ pub async fn run_controller(
     };
     let ctrl = Controller::new(dsyncs, watcher::Config::default());
     let store = ctrl.store();
+    // Deletions do not reach reconcile (the controller triggers on applied objects): a sweep
+    // removes the series and the failure count of resources that left the cache.
+    let sweeper = tokio::spawn({
+        let store = store.clone();
+        let ctx = ctx.clone();
+        async move {
+            // Never sweep before the cache is filled.
+            let _ = tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready()).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            loop {
+                let present: HashSet<(String, String)> = store
+                    .state()
+                    .iter()
+                    .map(|ds| (ds.namespace().unwrap_or_default(), ds.name_any()))
+                    .collect();
+                for (ns, name) in metrics::resources() {
+                    if !present.contains(&(ns.clone(), name.clone())) {
+                        info!(namespace = %ns, name = %name, "deleted: removing its metric series");
+                        metrics::forget(&ns, &name);
+                        ctx.failures.lock().expect("lock").remove(&format!("{ns}/{name}"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    });
     ctrl.watches(secrets_api, watcher::Config::default(), move |secret| {
         owners(&store, &secret)
     })
@@ -325,6 +351,7 @@ pub async fn run_controller(
         std::future::ready(())
     })
     .await;
+    sweeper.abort();
 }
 
 /// `dirsync controller`: serves metrics and health, (optionally) campaigns for the lease, and

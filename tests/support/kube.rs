@@ -106,6 +106,18 @@ pub async fn install_crd(client: &Client) {
     match api.create(&PostParams::default(), &DirectorySync::crd()).await {
         Ok(_) => {}
         Err(e) if is_conflict(&e) => {}
+        // kube-apiserver v1.20 rejects two details of the generated schema (see
+        // `v120_compatible`); newer servers take the CRD as generated.
+        Err(kube::Error::Api(s)) if s.code == 422 => {
+            let mut crd = serde_json::to_value(DirectorySync::crd()).unwrap();
+            v120_compatible(&mut crd);
+            let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
+            match api.create(&PostParams::default(), &crd).await {
+                Ok(_) => {}
+                Err(e) if is_conflict(&e) => {}
+                Err(e) => panic!("create the CRD (v1.20-compatible): {e}"),
+            }
+        }
         Err(e) => panic!("create the CRD: {e}"),
     }
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -127,6 +139,31 @@ pub async fn install_crd(client: &Client) {
         assert!(Instant::now() < deadline, "the CRD was not established in 30 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// What kube-apiserver v1.20 cannot take in the generated schema: `null` in an `enum` (schemars'
+/// `Option<enum>`; `nullable: true` already allows it) and an empty-string `default`.
+fn v120_compatible(v: &mut serde_json::Value) {
+    fn walk(v: &mut serde_json::Value, under_properties: bool) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if !under_properties {
+                    if let Some(serde_json::Value::Array(e)) = m.get_mut("enum") {
+                        e.retain(|x| !x.is_null());
+                    }
+                    if m.get("default") == Some(&serde_json::Value::String(String::new())) {
+                        m.remove("default");
+                    }
+                }
+                for (k, child) in m.iter_mut() {
+                    walk(child, !under_properties && k == "properties");
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|c| walk(c, false)),
+            _ => {}
+        }
+    }
+    walk(v, false);
 }
 
 /// Applies the ClusterRole of `deploy/rbac.yaml` and binds it to the test user "tester".
@@ -222,7 +259,7 @@ pub async fn delete<K>(api: &Api<K>, name: &str)
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let _ = api.delete(name, &DeleteParams::default()).await;
+    api.delete(name, &DeleteParams::default()).await.expect("delete");
 }
 
 /// The controller as a child process (`dirsync controller`), killed on drop.
@@ -265,7 +302,11 @@ impl ControllerProcess {
             if let Some(status) = p.child.try_wait().unwrap() {
                 panic!("the controller exited ({status}):\n{}", p.logs());
             }
-            assert!(Instant::now() < deadline, "the controller did not serve /healthz:\n{}", p.logs());
+            assert!(
+                Instant::now() < deadline,
+                "the controller did not serve /healthz:\n{}",
+                p.logs()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         p
@@ -285,13 +326,20 @@ impl ControllerProcess {
 
     /// SIGTERM, then wait for the exit (graceful shutdown).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "no exit 30 s after SIGTERM:\n{}", self.logs());
+            assert!(
+                Instant::now() < deadline,
+                "no exit 30 s after SIGTERM:\n{}",
+                self.logs()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -360,8 +408,13 @@ pub async fn wait_reason(
     reason: &str,
     controller: &ControllerProcess,
 ) -> DirectorySync {
-    wait_for(api, name, Duration::from_secs(60), controller, &format!("Ready reason {reason}"), |ds| {
-        ready(ds).is_some_and(|(_, r, _)| r == reason)
-    })
+    wait_for(
+        api,
+        name,
+        Duration::from_secs(60),
+        controller,
+        &format!("Ready reason {reason}"),
+        |ds| ready(ds).is_some_and(|(_, r, _)| r == reason),
+    )
     .await
 }
