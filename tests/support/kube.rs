@@ -411,7 +411,8 @@ pub async fn wait_reason(
     wait_for(
         api,
         name,
-        Duration::from_secs(60),
+        // A failure under load backs off 30 s, then 60 s, before the next attempt.
+        Duration::from_secs(150),
         controller,
         &format!("Ready reason {reason}"),
         |ds| ready(ds).is_some_and(|(_, r, _)| r == reason),
