@@ -2,6 +2,7 @@
 //! validation that the controller and the CLI run before every sync.
 
 mod reason;
+mod schema;
 mod spec;
 mod status;
 pub mod validate;

@@ -63,6 +63,7 @@ pub enum Region {
 pub struct BitwardenSpec {
     /// Bitwarden cloud region, used when `serverUrl` is not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = super::schema::no_null_in_enum)]
     pub region: Option<Region>,
     /// Base URL of a self-hosted server; the API is at `<serverUrl>/api` and the identity
     /// service at `<serverUrl>/identity`.

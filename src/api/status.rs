@@ -67,6 +67,7 @@ pub struct Condition {
     pub status: String,
     pub reason: String,
     #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,

@@ -28,7 +28,9 @@ use tracing::{info, warn};
 
 use crate::Error;
 use crate::api::validate::parse_duration;
-use crate::api::{BitwardenSpec, DirectorySync, GUARD_OVERRIDE_ANNOTATION, Region, SYNC_NOW_ANNOTATION};
+use crate::api::{
+    BitwardenSpec, DirectorySync, DirectorySyncStatus, GUARD_OVERRIDE_ANNOTATION, Region, SYNC_NOW_ANNOTATION,
+};
 use crate::engine::{self, Connector, RunOptions};
 use crate::metrics::{self, Health};
 use crate::secrets::SecretStore;
@@ -58,6 +60,9 @@ pub struct Context {
     failures: Mutex<HashMap<String, u32>>,
     /// Organizations being synced now (API URL + client id) → the resource syncing it.
     orgs: Arc<Mutex<HashMap<String, String>>>,
+    /// The last status this process wrote per resource. The watch cache can lag behind a status
+    /// write; deciding from the stale copy would run the same sync twice.
+    written: Mutex<HashMap<String, DirectorySyncStatus>>,
 }
 
 impl Context {
@@ -75,6 +80,7 @@ impl Context {
             connector,
             failures: Mutex::new(HashMap::new()),
             orgs: Arc::new(Mutex::new(HashMap::new())),
+            written: Mutex::new(HashMap::new()),
         }
     }
 }
@@ -153,9 +159,11 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
     let sync_now = annotations.get(SYNC_NOW_ANNOTATION).map(String::as_str);
     let failures = ctx.failures.lock().expect("lock").get(&key(ds)).copied().unwrap_or(0);
     let now = Timestamp::now();
+    let written = ctx.written.lock().expect("lock").get(&key(ds)).cloned();
+    let current = reconcile::freshest(ds.status.as_ref(), written.as_ref());
     let decision = reconcile::decide(&Inputs {
         generation: ds.metadata.generation,
-        status: ds.status.as_ref(),
+        status: current,
         sync_now,
         secrets_hash: &secrets_hash,
         interval,
@@ -180,7 +188,7 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
         guard_override: annotations.get(GUARD_OVERRIDE_ANNOTATION).cloned(),
         dry_run: false,
     };
-    let state = status::sync_state(ds.status.as_ref());
+    let state = status::sync_state(current);
     let timer = Instant::now();
     let result = {
         let client_id = store
@@ -223,7 +231,7 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
 
     let provider = spec.source.provider();
     let new_status = status::after_attempt(
-        ds.status.as_ref(),
+        current,
         &result,
         &status::Attempt {
             generation: ds.metadata.generation,
@@ -236,7 +244,8 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
         },
     );
     let api: Api<DirectorySync> = Api::namespaced(ctx.client.clone(), &ns);
-    status::write(&api, &name, ds.status.as_ref(), &new_status).await?;
+    status::write(&api, &name, current, &new_status).await?;
+    ctx.written.lock().expect("lock").insert(key(ds), new_status.clone());
     events::publish(&ctx.recorder, ds, &result).await;
 
     let reason = match &result {
@@ -245,7 +254,9 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
     };
     let (objects, changes) = match &result {
         Ok(o) if o.reason != crate::api::Reason::Suspended => (
-            Some((o.users.enabled, o.users.disabled, o.users.deleted, o.groups)),
+            // After an incremental read the counts are of changes only: keep the last gauges.
+            o.complete
+                .then_some((o.users.enabled, o.users.disabled, o.users.deleted, o.groups)),
             (
                 o.changes.invited,
                 o.changes.removed,

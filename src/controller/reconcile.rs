@@ -92,6 +92,20 @@ pub fn decide(i: &Inputs) -> Decision {
     }
 }
 
+/// The newer of the cached object's status and the status this process last wrote (by
+/// `lastSyncTime`): the watch cache may not have caught up with our own write yet.
+pub fn freshest<'a>(
+    cached: Option<&'a DirectorySyncStatus>,
+    written: Option<&'a DirectorySyncStatus>,
+) -> Option<&'a DirectorySyncStatus> {
+    let time = |s: Option<&DirectorySyncStatus>| -> Option<Timestamp> { s?.last_sync_time.as_deref()?.parse().ok() };
+    match (time(cached), time(written)) {
+        (Some(c), Some(w)) if w > c => written,
+        (None, Some(_)) => written,
+        _ => cached.or(written),
+    }
+}
+
 /// When the next sync is due after the last attempt recorded in `status`.
 pub fn next_due(status: &DirectorySyncStatus, interval: Duration, failures: u32) -> Option<Timestamp> {
     let last: Timestamp = status.last_sync_time.as_deref()?.parse().ok()?;
@@ -127,6 +141,27 @@ pub fn ready_reason(status: &DirectorySyncStatus) -> Option<Reason> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_this_process_wrote_wins_over_a_stale_cache() {
+        let at = |t: &str| DirectorySyncStatus {
+            last_sync_time: Some(t.into()),
+            ..Default::default()
+        };
+        let old = at("2025-01-01T10:00:00Z");
+        let new = at("2025-01-01T10:05:00Z");
+        assert_eq!(freshest(Some(&old), Some(&new)), Some(&new));
+        assert_eq!(
+            freshest(Some(&new), Some(&old)),
+            Some(&new),
+            "the cache caught up and moved on"
+        );
+        assert_eq!(freshest(None, Some(&new)), Some(&new));
+        assert_eq!(freshest(Some(&old), None), Some(&old));
+        let never = DirectorySyncStatus::default();
+        assert_eq!(freshest(Some(&never), Some(&new)), Some(&new));
+        assert_eq!(freshest(None, None), None);
+    }
     use crate::api::Condition;
 
     const HOUR: Duration = Duration::from_secs(3600);

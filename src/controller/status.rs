@@ -91,8 +91,11 @@ pub fn after_attempt(
         }
         Ok(o) => {
             put_state(&mut s, &o.state);
-            s.users = Some(o.users);
-            s.groups = Some(o.groups);
+            // An incremental read counts only what changed: keep the last complete counts.
+            if o.complete {
+                s.users = Some(o.users);
+                s.groups = Some(o.groups);
+            }
             s.warnings = o.warnings.clone();
             if o.reason == Reason::DryRun {
                 s.plan = o.plan.clone();
@@ -295,6 +298,7 @@ mod tests {
                 deleted: 0,
             },
             groups: 1,
+            complete: true,
             left_out: LeftOut::default(),
             changes: Changes {
                 invited: 3,

@@ -19,7 +19,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subje
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Api, Client, CustomResourceExt};
+use kube::{Api, Client};
 
 pub struct Cluster {
     /// Admin kubeconfig (the tests' own client).
@@ -100,25 +100,16 @@ fn is_conflict(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == 409)
 }
 
-/// Creates the CRD through the API (kubectl's client-side validation of v1.20 rejects CEL rules).
+/// Creates the committed CRD (`crds/directorysync.yaml`, what users apply) through the API:
+/// kubectl's client-side validation of v1.20 rejects CEL rules.
 pub async fn install_crd(client: &Client) {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    match api.create(&PostParams::default(), &DirectorySync::crd()).await {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/directorysync.yaml")).unwrap();
+    let crd: CustomResourceDefinition = serde_yaml_ng::from_str(text.split_once("---\n").unwrap().1).unwrap();
+    match api.create(&PostParams::default(), &crd).await {
         Ok(_) => {}
         Err(e) if is_conflict(&e) => {}
-        // kube-apiserver v1.20 rejects two details of the generated schema (see
-        // `v120_compatible`); newer servers take the CRD as generated.
-        Err(kube::Error::Api(s)) if s.code == 422 => {
-            let mut crd = serde_json::to_value(DirectorySync::crd()).unwrap();
-            v120_compatible(&mut crd);
-            let crd: CustomResourceDefinition = serde_json::from_value(crd).unwrap();
-            match api.create(&PostParams::default(), &crd).await {
-                Ok(_) => {}
-                Err(e) if is_conflict(&e) => {}
-                Err(e) => panic!("create the CRD (v1.20-compatible): {e}"),
-            }
-        }
-        Err(e) => panic!("create the CRD: {e}"),
+        Err(e) => panic!("create the CRD from crds/directorysync.yaml: {e}"),
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -139,31 +130,6 @@ pub async fn install_crd(client: &Client) {
         assert!(Instant::now() < deadline, "the CRD was not established in 30 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-/// What kube-apiserver v1.20 cannot take in the generated schema: `null` in an `enum` (schemars'
-/// `Option<enum>`; `nullable: true` already allows it) and an empty-string `default`.
-fn v120_compatible(v: &mut serde_json::Value) {
-    fn walk(v: &mut serde_json::Value, under_properties: bool) {
-        match v {
-            serde_json::Value::Object(m) => {
-                if !under_properties {
-                    if let Some(serde_json::Value::Array(e)) = m.get_mut("enum") {
-                        e.retain(|x| !x.is_null());
-                    }
-                    if m.get("default") == Some(&serde_json::Value::String(String::new())) {
-                        m.remove("default");
-                    }
-                }
-                for (k, child) in m.iter_mut() {
-                    walk(child, !under_properties && k == "properties");
-                }
-            }
-            serde_json::Value::Array(a) => a.iter_mut().for_each(|c| walk(c, false)),
-            _ => {}
-        }
-    }
-    walk(v, false);
 }
 
 /// Applies the ClusterRole of `deploy/rbac.yaml` and binds it to the test user "tester".
