@@ -14,42 +14,16 @@ bash "$ROOT/scripts/ci-install-ldap.sh" >&2
 [ -x /usr/bin/time ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 
 BASE="dc=bench,dc=example"
+# shellcheck source=scripts/lib/slapd.sh
+. "$ROOT/scripts/lib/slapd.sh"
 WORK=$(mktemp -d /tmp/dirsync-bench.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cleanup() {
-  [ -f "$WORK/slapd.pid" ] && kill "$(cat "$WORK/slapd.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-mkdir -p "$WORK/data"
-cat > "$WORK/slapd.conf" <<CONF
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/nis.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-pidfile $WORK/slapd.pid
-sizelimit unlimited
-database mdb
-maxsize 4294967296
-suffix "$BASE"
-rootdn "cn=admin,$BASE"
-rootpw bench-password
-directory $WORK/data
-index objectClass eq
-CONF
-
 echo "bench: generating $N users and $((N / 100)) nested groups" >&2
-python3 "$ROOT/scripts/gen-ldif.py" "$N" "$BASE" > "$WORK/bench.ldif"
+python3 "$ROOT/scripts/gen-ldif.py" "$N" "$BASE" > "$WORK.ldif"
 start=$(date +%s.%N)
-/usr/sbin/slapadd -q -f "$WORK/slapd.conf" -l "$WORK/bench.ldif"
-echo "bench: slapadd took $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s" >&2
-/usr/sbin/slapd -f "$WORK/slapd.conf" -h "ldap://127.0.0.1:$PORT/"
-for _ in $(seq 1 100); do
-  ldapsearch -x -H "ldap://127.0.0.1:$PORT" -b "$BASE" -s base >/dev/null 2>&1 && break
-  sleep 0.1
-done
+slapd_start "$WORK" "$BASE" bench-password "$WORK.ldif"
+rm -f "$WORK.ldif"
+echo "bench: slapadd and start took $(python3 -c "print(round($(date +%s.%N) - $start, 1))") s" >&2
+PORT=$SLAPD_PORT
 
 cat > "$WORK/bench.yaml" <<YAML
 apiVersion: v1

@@ -10,36 +10,11 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dirsync-target}
 bash "$ROOT/scripts/ci-install-ldap.sh" >&2
 
+# shellcheck source=scripts/lib/slapd.sh
+. "$ROOT/scripts/lib/slapd.sh"
 WORK=$(mktemp -d /tmp/dirsync-demo.XXXXXX)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cleanup() {
-  [ -f "$WORK/slapd.pid" ] && kill "$(cat "$WORK/slapd.pid")" 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-mkdir -p "$WORK/data"
-cat > "$WORK/slapd.conf" <<CONF
-include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/nis.schema
-include /etc/ldap/schema/inetorgperson.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-pidfile $WORK/slapd.pid
-database mdb
-maxsize 104857600
-suffix "dc=corp,dc=example"
-rootdn "cn=admin,dc=corp,dc=example"
-rootpw demo-password
-directory $WORK/data
-CONF
-/usr/sbin/slapadd -q -f "$WORK/slapd.conf" -l "$ROOT/examples/demo/company.ldif"
-/usr/sbin/slapd -f "$WORK/slapd.conf" -h "ldap://127.0.0.1:$PORT/"
-for _ in $(seq 1 50); do
-  ldapsearch -x -H "ldap://127.0.0.1:$PORT" -b dc=corp,dc=example -s base >/dev/null 2>&1 && break
-  sleep 0.1
-done
+slapd_start "$WORK" dc=corp,dc=example demo-password "$ROOT/examples/demo/company.ldif"
+PORT=$SLAPD_PORT
 echo "demo: slapd with the sample company on ldap://127.0.0.1:$PORT" >&2
 
 cat > "$WORK/demo.yaml" <<YAML

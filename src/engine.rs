@@ -74,6 +74,9 @@ pub struct Outcome {
     pub guard_overridden: bool,
     /// Where requests go (empty when suspended).
     pub api_url: String,
+    /// The read was complete. After an incremental read `users` and `groups` count only what
+    /// changed: keep the last complete counts for display.
+    pub complete: bool,
 }
 
 /// What one import request carried.
@@ -259,8 +262,16 @@ pub async fn run(
         warnings: read.warnings,
         guard_overridden: the_plan.overridden,
         api_url: bitwarden.api_url().to_string(),
+        complete: prepared.complete,
     };
-    let counts = format!("{} users, {} groups", users.enabled, outcome.groups);
+    let counts = if outcome.complete {
+        format!("{} users, {} groups", users.enabled, outcome.groups)
+    } else {
+        format!(
+            "incremental read: {} changed users, {} groups",
+            users.enabled, outcome.groups
+        )
+    };
 
     if the_plan.action == Action::GuardTripped {
         let why = the_plan.guard.clone().unwrap_or_default();
@@ -388,6 +399,7 @@ impl Outcome {
             warnings: Vec::new(),
             guard_overridden: false,
             api_url: String::new(),
+            complete: false,
         }
     }
 }

@@ -7,8 +7,10 @@
 pub mod api;
 pub mod bitwarden;
 pub mod cli;
+pub mod controller;
 pub mod engine;
 mod error;
+pub mod metrics;
 pub mod secrets;
 pub mod source;
 pub mod sync;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use dirsync::cli::{self, EXIT_INVALID_INPUT, RunArgs};
+use dirsync::cli::{self, RunArgs};
 use dirsync::engine::DefaultConnector;
 use dirsync::telemetry::{self, LogFormat};
 
@@ -48,7 +48,7 @@ enum Command {
     /// Print the DirectorySync CustomResourceDefinition (YAML).
     Crd,
     /// Run the operator (watches DirectorySyncs in a cluster).
-    Controller,
+    Controller(ControllerFlags),
     /// Measure the sync core on a synthetic directory (no network).
     Bench {
         #[arg(long, default_value_t = 100_000)]
@@ -56,6 +56,27 @@ enum Command {
         #[arg(long, default_value_t = 1_000)]
         groups: usize,
     },
+}
+
+#[derive(Args)]
+struct ControllerFlags {
+    /// Watch DirectorySyncs (and Secrets) in this namespace only; all namespaces when unset.
+    #[arg(long, env = "DIRSYNC_NAMESPACE")]
+    namespace: Option<String>,
+    /// How many syncs may run at the same time.
+    #[arg(long, default_value_t = 4)]
+    concurrency: u16,
+    /// Address of the /metrics, /healthz and /readyz endpoint.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: std::net::SocketAddr,
+    /// Only the holder of a coordination.k8s.io Lease reconciles (for more than one replica).
+    #[arg(long)]
+    leader_election: bool,
+    #[arg(long, default_value = "dirsync-leader")]
+    lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long)]
+    lease_namespace: Option<String>,
 }
 
 #[derive(Args)]
@@ -87,10 +108,7 @@ fn main() -> ExitCode {
                 1
             }
         },
-        Command::Controller => {
-            eprintln!("error: the controller is not available in this version of dirsync; use `dirsync sync`");
-            EXIT_INVALID_INPUT
-        }
+        Command::Controller(flags) => controller(flags),
         Command::Test { run, json } => block_on(RunArgs {
             files: run.files,
             name: run.name,
@@ -115,6 +133,45 @@ fn main() -> ExitCode {
         }),
     };
     ExitCode::from(code as u8)
+}
+
+fn controller(flags: ControllerFlags) -> i32 {
+    let identity = std::env::var("POD_NAME")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "dirsync".to_string());
+    let identity = format!("{identity}-{}", std::process::id());
+    let options = dirsync::controller::Options {
+        namespace: flags.namespace,
+        concurrency: flags.concurrency,
+        metrics_addr: flags.metrics_addr,
+        leader_election: flags.leader_election,
+        lease_name: flags.lease_name,
+        lease_namespace: flags
+            .lease_namespace
+            .or_else(|| std::env::var("POD_NAMESPACE").ok().filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| "default".to_string()),
+        identity,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    match runtime.block_on(dirsync::controller::run(options, std::sync::Arc::new(DefaultConnector))) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
 }
 
 fn block_on(args: RunArgs) -> i32 {

@@ -22,6 +22,8 @@ struct Fixture {
     double: BitwardenDouble,
     directory: Mutex<Directory>,
     reads: Arc<Mutex<Vec<ReadRequest>>>,
+    /// What an incremental read (one with a cursor) returns, if set.
+    changes: Arc<Mutex<Option<Directory>>>,
 }
 
 struct StaticSource(Directory);
@@ -42,6 +44,7 @@ impl Connector for Fixture {
         Ok(Box::new(Recording {
             reads: self.reads.clone(),
             dir: self.directory.lock().unwrap().clone(),
+            changes: self.changes.lock().unwrap().clone(),
         }))
     }
     async fn bitwarden(&self, _: &DirectorySyncSpec, _: &dyn SecretStore) -> Result<Box<dyn BitwardenApi>, Error> {
@@ -52,6 +55,7 @@ impl Connector for Fixture {
 struct Recording {
     reads: Arc<Mutex<Vec<ReadRequest>>>,
     dir: Directory,
+    changes: Option<Directory>,
 }
 
 #[async_trait]
@@ -60,7 +64,11 @@ impl DirectorySource for Recording {
         self.reads.lock().unwrap().push(request.clone());
         let mut cursor = std::collections::BTreeMap::new();
         cursor.insert("test.read".to_string(), "1".to_string());
-        StaticSource(self.dir.clone()).read(request).await.map(|mut r| {
+        let dir = match (&request.cursor, &self.changes) {
+            (Some(_), Some(changes)) => changes.clone(),
+            _ => self.dir.clone(),
+        };
+        StaticSource(dir).read(request).await.map(|mut r| {
             r.cursor = cursor;
             r
         })
@@ -104,6 +112,7 @@ impl Fixture {
             double: BitwardenDouble::start().await,
             directory: Mutex::new(directory),
             reads: Arc::default(),
+            changes: Arc::default(),
         }
     }
 
@@ -449,4 +458,42 @@ async fn an_invalid_spec_or_a_suspended_resource_reads_nothing() {
         .unwrap();
     assert_eq!(out.reason, Reason::Suspended);
     assert!(f.reads.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_incremental_read_sends_the_changes_and_keeps_the_last_complete_counts() {
+    let f = Fixture::new(company(30)).await;
+    let spec = f.spec(SyncOptions::default());
+    let first = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
+    assert!(first.complete);
+    *f.changes.lock().unwrap() = Some(Directory {
+        users: vec![user(30)],
+        complete: false,
+        ..Default::default()
+    });
+    let second = f.run(&spec, &first.state, RunOptions::default()).await.unwrap();
+    assert!(!second.complete);
+    assert_eq!(second.reason, Reason::Synced);
+    assert!(
+        second
+            .message
+            .starts_with("incremental read: 1 changed users, 0 groups"),
+        "{}",
+        second.message
+    );
+    assert_eq!(
+        second.state.last_active_users,
+        Some(30),
+        "the guard's baseline comes from complete reads only"
+    );
+    let last = f.double.imports().pop().unwrap();
+    assert_eq!(last["members"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        f.double.members().len(),
+        32,
+        "the owner, 30 users and the new one: nobody removed"
+    );
 }

@@ -49,6 +49,13 @@ pub struct DirectorySyncStatus {
     /// Settings that weaken security and are on (e.g. TLS verification off).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The last `dirsync.dev/sync-now` annotation value the controller acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_now_handled: Option<String>,
+    /// Hash of the resourceVersions of the referenced Secrets at the last sync: a Secret change
+    /// triggers a new sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets_hash: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -10,6 +10,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::slapd::run;
+
 pub const REALM: &str = "AD.EXAMPLE.COM";
 pub const BASE: &str = "DC=ad,DC=example,DC=com";
 pub const ADMIN: &str = "Administrator@ad.example.com";
@@ -34,20 +36,6 @@ for dn in sys.argv[4:]:
     db.delete(dn)
 db.transaction_commit()
 "#;
-
-fn run(cmd: &mut Command, what: &str) {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e} (run scripts/ci-install-ldap.sh)"));
-    if !out.status.success() {
-        panic!(
-            "{what} failed ({}):\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
 
 impl Samba {
     /// Provisions a domain, adds `ldif` (entries under [`BASE`]), deletes `delete` (they become

@@ -40,7 +40,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn run(cmd: &mut Command, what: &str) {
+/// Runs a setup command; panics with its output when it fails.
+pub fn run(cmd: &mut Command, what: &str) {
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e} (run scripts/ci-install-ldap.sh)"));

@@ -1,0 +1,471 @@
+//! The operator: a kube-runtime `Controller` over DirectorySyncs that runs the [`engine`] when a
+//! sync is due ([`reconcile::decide`]), writes the status ([`status`]), publishes events
+//! ([`events`]) and records metrics ([`crate::metrics`]). Referenced Secrets are watched
+//! (metadata only), so a Secret change re-syncs the DirectorySyncs that use it.
+
+pub mod events;
+pub mod leader;
+pub mod reconcile;
+pub mod secrets;
+pub mod status;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{FutureExt, StreamExt};
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use kube::core::PartialObjectMeta;
+use kube::runtime::controller::{self, Action, Config, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Api, Client, ResourceExt};
+use tokio::sync::{oneshot, watch};
+use tracing::{info, warn};
+
+use crate::Error;
+use crate::api::validate::parse_duration;
+use crate::api::{BitwardenSpec, DirectorySync, GUARD_OVERRIDE_ANNOTATION, Region, SYNC_NOW_ANNOTATION};
+use crate::engine::{self, Connector, RunOptions};
+use crate::metrics::{self, Health};
+use crate::secrets::SecretStore;
+use reconcile::{Decision, Inputs};
+use secrets::KubeSecretStore;
+
+/// `dirsync controller` settings.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Watch one namespace; all when `None`.
+    pub namespace: Option<String>,
+    pub concurrency: u16,
+    pub metrics_addr: SocketAddr,
+    pub leader_election: bool,
+    pub lease_name: String,
+    pub lease_namespace: String,
+    /// This replica's name in the lease and in events (the pod name in a cluster).
+    pub identity: String,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    client: Client,
+    recorder: Recorder,
+    connector: Arc<dyn Connector>,
+    /// Consecutive failures per resource (namespace/name), in memory.
+    failures: Mutex<HashMap<String, u32>>,
+    /// Organizations being synced now (API URL + client id) → the resource syncing it.
+    orgs: Arc<Mutex<HashMap<String, String>>>,
+}
+
+impl Context {
+    pub fn new(client: Client, identity: &str, connector: Arc<dyn Connector>) -> Self {
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "dirsync".into(),
+                instance: Some(identity.to_string()),
+            },
+        );
+        Context {
+            client,
+            recorder,
+            connector,
+            failures: Mutex::new(HashMap::new()),
+            orgs: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+}
+
+/// Errors that are not the user's: the Kubernetes API failed. Retried with a delay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+}
+
+fn key(ds: &DirectorySync) -> String {
+    format!("{}/{}", ds.namespace().unwrap_or_default(), ds.name_any())
+}
+
+/// The Bitwarden API URL a spec targets (for the one-sync-per-organization lock).
+pub fn api_url(spec: &BitwardenSpec) -> String {
+    if let Some(u) = &spec.api_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    if let Some(base) = &spec.server_url {
+        return format!("{}/api", base.trim_end_matches('/'));
+    }
+    match spec.region.unwrap_or_default() {
+        Region::US => "https://api.bitwarden.com".into(),
+        Region::EU => "https://api.bitwarden.eu".into(),
+    }
+}
+
+/// Holds an organization for one sync; released on drop.
+struct OrgLock {
+    orgs: Arc<Mutex<HashMap<String, String>>>,
+    key: String,
+}
+
+impl Drop for OrgLock {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.orgs.lock() {
+            m.remove(&self.key);
+        }
+    }
+}
+
+fn lock_org(ctx: &Context, org: String, holder: &str) -> Result<OrgLock, String> {
+    let mut m = ctx.orgs.lock().expect("lock");
+    if let Some(other) = m.get(&org)
+        && other != holder
+    {
+        return Err(other.clone());
+    }
+    m.insert(org.clone(), holder.to_string());
+    Ok(OrgLock {
+        orgs: ctx.orgs.clone(),
+        key: org,
+    })
+}
+
+/// One reconcile: decide, and when due, sync and record.
+pub async fn reconcile(ds: Arc<DirectorySync>, ctx: Arc<Context>) -> Result<Action, ReconcileError> {
+    let started = Instant::now();
+    let result = reconcile_inner(&ds, &ctx).await;
+    metrics::reconcile_duration(started.elapsed().as_secs_f64());
+    result
+}
+
+async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, ReconcileError> {
+    let ns = ds.namespace().unwrap_or_else(|| "default".into());
+    let name = ds.name_any();
+    let spec = &ds.spec;
+    let interval = parse_duration(&spec.sync.interval).unwrap_or(Duration::from_secs(3600));
+    let secret_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let names = secrets::referenced_secrets(spec);
+    let versions = secrets::secret_versions(&secret_api, &names).await?;
+    let secrets_hash = secrets::secrets_hash(&versions);
+    let annotations = ds.annotations();
+    let sync_now = annotations.get(SYNC_NOW_ANNOTATION).map(String::as_str);
+    let failures = ctx.failures.lock().expect("lock").get(&key(ds)).copied().unwrap_or(0);
+    let now = Timestamp::now();
+    let decision = reconcile::decide(&Inputs {
+        generation: ds.metadata.generation,
+        status: ds.status.as_ref(),
+        sync_now,
+        secrets_hash: &secrets_hash,
+        interval,
+        suspend: spec.suspend,
+        failures,
+        now,
+    });
+    let force = match decision {
+        Decision::Wait { until: None } => return Ok(Action::await_change()),
+        Decision::Wait { until: Some(t) } => return Ok(Action::requeue(reconcile::requeue_after(t, now))),
+        Decision::Sync { why, force } => {
+            info!(namespace = %ns, name = %name, ?why, force, "sync due");
+            force
+        }
+    };
+
+    // Run the engine.
+    let store = KubeSecretStore::new(ctx.client.clone(), &ns);
+    store.prefetch(&names).await?;
+    let options = RunOptions {
+        force,
+        guard_override: annotations.get(GUARD_OVERRIDE_ANNOTATION).cloned(),
+        dry_run: false,
+    };
+    let state = status::sync_state(ds.status.as_ref());
+    let timer = Instant::now();
+    let result = {
+        let client_id = store
+            .get(
+                &spec.bitwarden.api_key_secret_ref.name,
+                &spec.bitwarden.api_key_secret_ref.client_id_key,
+            )
+            .await
+            .map(|v| v.expose().to_string())
+            .unwrap_or_else(|_| format!("{ns}/{}", spec.bitwarden.api_key_secret_ref.name));
+        let org = format!("{}\n{}", api_url(&spec.bitwarden), client_id);
+        match lock_org(ctx, org, &key(ds)) {
+            Ok(_lock) => engine::run(spec, &state, &options, &store, ctx.connector.as_ref()).await,
+            Err(other) => Err(Error::Conflict(format!(
+                "DirectorySync {other} targets the same Bitwarden organization and is syncing now; this one \
+                 retries later. Point only one DirectorySync at an organization"
+            ))),
+        }
+    };
+    drop(store);
+    let seconds = timer.elapsed().as_secs_f64();
+    let failures = {
+        let mut m = ctx.failures.lock().expect("lock");
+        match &result {
+            Ok(_) => {
+                m.remove(&key(ds));
+                0
+            }
+            Err(_) => {
+                let n = m.entry(key(ds)).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            }
+        }
+    };
+    match &result {
+        Ok(o) => info!(namespace = %ns, name = %name, reason = %o.reason, "{}", o.message),
+        Err(e) => warn!(namespace = %ns, name = %name, reason = %e.reason(), "{e}"),
+    }
+
+    let provider = spec.source.provider();
+    let new_status = status::after_attempt(
+        ds.status.as_ref(),
+        &result,
+        &status::Attempt {
+            generation: ds.metadata.generation,
+            provider,
+            started: now,
+            interval,
+            failures,
+            sync_now,
+            secrets_hash: &secrets_hash,
+        },
+    );
+    let api: Api<DirectorySync> = Api::namespaced(ctx.client.clone(), &ns);
+    status::write(&api, &name, ds.status.as_ref(), &new_status).await?;
+    events::publish(&ctx.recorder, ds, &result).await;
+
+    let reason = match &result {
+        Ok(o) => o.reason,
+        Err(e) => e.reason(),
+    };
+    let (objects, changes) = match &result {
+        Ok(o) if o.reason != crate::api::Reason::Suspended => (
+            Some((o.users.enabled, o.users.disabled, o.users.deleted, o.groups)),
+            (
+                o.changes.invited,
+                o.changes.removed,
+                o.changes.groups_created + o.changes.groups_updated,
+            ),
+        ),
+        _ => (None, (0, 0, 0)),
+    };
+    metrics::record_sync(&metrics::SyncRecord {
+        namespace: &ns,
+        name: &name,
+        provider,
+        reason,
+        started_unix: now.as_millisecond() as f64 / 1000.0,
+        seconds,
+        interval_seconds: interval.as_secs_f64(),
+        objects,
+        changes,
+    });
+
+    Ok(match reconcile::next_due(&new_status, interval, failures) {
+        Some(due) if !spec.suspend => Action::requeue(reconcile::requeue_after(due, Timestamp::now())),
+        _ => Action::await_change(),
+    })
+}
+
+/// API failures (not the user's): retry after 30 s.
+pub fn error_policy(ds: Arc<DirectorySync>, error: &ReconcileError, _ctx: Arc<Context>) -> Action {
+    warn!(namespace = ?ds.namespace(), name = %ds.name_any(), error = %error, "reconcile failed; retrying in 30s");
+    Action::requeue(reconcile::BACKOFF_START)
+}
+
+/// The DirectorySyncs in the Secret's namespace that reference it.
+fn owners(store: &Store<DirectorySync>, secret: &PartialObjectMeta<Secret>) -> Vec<ObjectRef<DirectorySync>> {
+    let ns = secret.metadata.namespace.as_deref();
+    let Some(name) = secret.metadata.name.as_deref() else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .into_iter()
+        .filter(|ds| ds.metadata.namespace.as_deref() == ns && secrets::referenced_secrets(&ds.spec).contains(name))
+        .map(|ds| ObjectRef::from_obj(&*ds))
+        .collect()
+}
+
+/// Runs the controller until `stop` resolves (in-flight syncs finish first).
+pub async fn run_controller(
+    client: Client,
+    opts: &Options,
+    ctx: Arc<Context>,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (dsyncs, secrets_api): (Api<DirectorySync>, Api<PartialObjectMeta<Secret>>) = match &opts.namespace {
+        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
+        None => (Api::all(client.clone()), Api::all(client.clone())),
+    };
+    let ctrl = Controller::new(dsyncs, watcher::Config::default());
+    let store = ctrl.store();
+    // Deletions do not reach reconcile (the controller triggers on applied objects): a sweep
+    // removes the series and the failure count of resources that left the cache.
+    let sweeper = tokio::spawn({
+        let store = store.clone();
+        let ctx = ctx.clone();
+        async move {
+            // Never sweep before the cache is filled.
+            let _ = tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready()).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            loop {
+                let present: HashSet<(String, String)> = store
+                    .state()
+                    .iter()
+                    .map(|ds| (ds.namespace().unwrap_or_default(), ds.name_any()))
+                    .collect();
+                for (ns, name) in metrics::resources() {
+                    if !present.contains(&(ns.clone(), name.clone())) {
+                        info!(namespace = %ns, name = %name, "deleted: removing its metric series");
+                        metrics::forget(&ns, &name);
+                        ctx.failures.lock().expect("lock").remove(&format!("{ns}/{name}"));
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    });
+    ctrl.watches(secrets_api, watcher::Config::default(), move |secret| {
+        owners(&store, &secret)
+    })
+    .with_config(Config::default().concurrency(opts.concurrency.max(1)))
+    .graceful_shutdown_on(stop)
+    .run(reconcile, error_policy, ctx.clone())
+    .for_each(|result| {
+        match result {
+            Ok(_) => {}
+            Err(controller::Error::ObjectNotFound(obj)) => {
+                // The resource was deleted: its series go.
+                let ns = obj.namespace.clone().unwrap_or_default();
+                metrics::forget(&ns, &obj.name);
+                ctx.failures.lock().expect("lock").remove(&format!("{ns}/{}", obj.name));
+            }
+            Err(e) => warn!(error = %e, "controller"),
+        }
+        std::future::ready(())
+    })
+    .await;
+    sweeper.abort();
+}
+
+/// `dirsync controller`: serves metrics and health, (optionally) campaigns for the lease, and
+/// reconciles until SIGTERM or SIGINT.
+pub async fn run(opts: Options, connector: Arc<dyn Connector>) -> Result<(), String> {
+    let client = Client::try_default()
+        .await
+        .map_err(|e| format!("cannot build a Kubernetes client (in-cluster config or KUBECONFIG): {e}"))?;
+    let health = Health::default();
+    let listener = tokio::net::TcpListener::bind(opts.metrics_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.metrics_addr))?;
+    tokio::spawn({
+        let health = health.clone();
+        async move {
+            if let Err(e) = metrics::serve_on(listener, health).await {
+                warn!(error = %e, "metrics endpoint stopped");
+            }
+        }
+    });
+    metrics::set_leader(false);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        info!("shutting down: no new syncs start; waiting for running ones");
+        let _ = shutdown_tx.send(true);
+    });
+    let ctx = Arc::new(Context::new(client.clone(), &opts.identity, connector));
+    health.set_ready(true);
+
+    if !opts.leader_election {
+        metrics::set_leader(true);
+        run_controller(client, &opts, ctx, until_true(shutdown_rx.clone())).await;
+        return Ok(());
+    }
+
+    let (leader_tx, mut leader_rx) = watch::channel(false);
+    let (stop_elector_tx, stop_elector_rx) = watch::channel(false);
+    let elector = leader::Elector::new(client.clone(), &opts.lease_namespace, &opts.lease_name, &opts.identity);
+    let elector_task = tokio::spawn(elector.run(leader_tx, stop_elector_rx));
+    info!(lease = %opts.lease_name, namespace = %opts.lease_namespace, identity = %opts.identity, "waiting for leadership");
+    let mut shutdown = shutdown_rx.clone();
+    loop {
+        tokio::select! {
+            _ = leader_rx.wait_for(|l| *l) => {}
+            _ = shutdown.wait_for(|s| *s) => break,
+        }
+        info!("leading: reconciling");
+        // Stop on shutdown or on lost leadership.
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let mut lost = leader_rx.clone();
+        let mut sd = shutdown_rx.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = lost.wait_for(|l| !*l) => {}
+                _ = sd.wait_for(|s| *s) => {}
+            }
+            let _ = stop_tx.send(());
+        });
+        run_controller(client.clone(), &opts, ctx.clone(), stop_rx.map(|_| ())).await;
+        if *shutdown_rx.borrow() {
+            break;
+        }
+        warn!("lost leadership: stopped reconciling");
+    }
+    let _ = stop_elector_tx.send(true);
+    let _ = elector_task.await;
+    Ok(())
+}
+
+fn until_true(rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    let (tx, done) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut rx = rx;
+        let _ = rx.wait_for(|v| *v).await;
+        let _ = tx.send(());
+    });
+    done.map(|_| ())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_urls_for_the_org_lock() {
+        let mut b = BitwardenSpec::default();
+        assert_eq!(api_url(&b), "https://api.bitwarden.com");
+        b.region = Some(Region::EU);
+        assert_eq!(api_url(&b), "https://api.bitwarden.eu");
+        b.server_url = Some("https://vault.example/".into());
+        assert_eq!(api_url(&b), "https://vault.example/api");
+        b.api_url = Some("http://127.0.0.1:9/api/".into());
+        assert_eq!(api_url(&b), "http://127.0.0.1:9/api");
+    }
+}
