@@ -218,6 +218,25 @@ def validate_prometheus_operator(f: Failures, case: str, doc: dict) -> None:
         f.check(False, f"{case}: unexpected {kind}")
 
 
+def validate_examples(f: Failures, crd: dict) -> None:
+    """The apiserver's structural check of the examples (CEL rules aside): the DirectorySyncs
+    against the CRD's openAPIV3Schema, everything else against the Kubernetes schemas."""
+    import jsonschema
+
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    files = sorted((ROOT / "examples").glob("*.yaml"))
+    f.check(len(files) >= 8, "examples/ has an example per source")
+    for path in files:
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc:
+                continue
+            if doc["kind"] == "DirectorySync":
+                errors = list(jsonschema.Draft4Validator(schema).iter_errors(doc))
+                f.check(not errors, f"examples/{path.name}: {[e.message for e in errors][:3]}")
+            else:
+                validate_kube(f, f"examples/{path.name}", [(path.name, "", doc)])
+
+
 def promtool(f: Failures, case: str, rule_doc: dict, tmp: Path) -> None:
     path = tmp / f"{case}-rules.yaml"
     path.write_text(yaml.safe_dump({"groups": rule_doc["spec"]["groups"]}))
@@ -467,6 +486,9 @@ def run_tests() -> int:
         if fixture.exists():
             roles = [d for d in yaml.safe_load_all(fixture.read_text()) if d and d["kind"] == "ClusterRole"]
             f.check([r["rules"] for r in roles] == [RBAC_RULES + [LEASE_RULE]], "deploy/rbac.yaml rules = the chart's")
+
+        print("== examples/ against the CRD's schema and the Kubernetes schemas")
+        validate_examples(f, crd)
 
         print("== hadolint Dockerfile")
         r = subprocess.run(["hadolint", "--failure-threshold", "info", str(ROOT / "Dockerfile")], capture_output=True, text=True)
