@@ -2,6 +2,7 @@
 """The Helm chart's tooling, through the Helm v4 SDK from PyPI (helm-python-sdk; no helm binary).
 
   scripts/chart.py render-deploy [--check]   write deploy/ from the chart's defaults (or fail on drift)
+  scripts/chart.py install KUBECONFIG NS [--skip-crds]  helm install (tests/chart_install.rs)
   scripts/chart.py test                      lint, render and validate every toggle; promtool; hadolint
 
 Installs: scripts/ci-install-chart.sh.
@@ -503,7 +504,24 @@ def run_tests() -> int:
     return 0
 
 
+def install(kubeconfig: str, namespace: str, skip_crds: bool) -> int:
+    """`helm install dirsync charts/dirsync -n NAMESPACE --create-namespace [--skip-crds]`, through
+    the SDK. `--skip-crds` (for the v1.20 test server, which has no CEL: the test installs a
+    compatible CRD itself) installs a copy of the chart without its crds/."""
+    chart = CHART
+    with tempfile.TemporaryDirectory() as tmp:
+        if skip_crds:
+            chart = Path(tmp) / "dirsync"
+            shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("crds"))
+        cfg = helm().Config(kubeconfig_path=kubeconfig, namespace=namespace)
+        release = cfg.install(str(chart), RELEASE, namespace=namespace, create_namespace=True, timeout=120)
+    print(f"installed {release.get('name', RELEASE)} in {namespace}: {release.get('info', {}).get('status', '?')}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["install"] and len(argv) in (3, 4):
+        return install(argv[1], argv[2], skip_crds="--skip-crds" in argv[3:])
     if argv[:1] == ["render-deploy"]:
         return render_deploy(check="--check" in argv[1:])
     if argv[:1] == ["test"]:
