@@ -8,3 +8,5 @@ for installer in scripts/ci-install-*.sh; do
   [ -e "$installer" ] && bash "$installer"
 done
 cargo test --all-targets --no-fail-fast "$@"
+# The chart, manifests, alerts and Dockerfile, with Helm's SDK, kubernetes-validate, promtool and hadolint.
+./scripts/test-chart.sh
