@@ -497,17 +497,17 @@ def run_tests() -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     took = time.monotonic() - started
-    if f.items:
-        print(f"chart tests: {len(f.items)} of {f.checks} checks failed ({took:.1f}s)")
-        return 1
-    print(f"chart tests: {f.checks} checks passed over {len(CASES)} value sets ({took:.1f}s)")
-    return 0
+    failed = len(f.items)
+    print(f"chart checks over {len(CASES)} value sets took {took:.1f}s")
+    # The plain closing line CI reads.
+    print(f"chart: {f.checks - failed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 def install(kubeconfig: str, namespace: str, skip_crds: bool) -> int:
     """`helm install dirsync charts/dirsync -n NAMESPACE --create-namespace [--skip-crds]`, through
     the SDK. `--skip-crds` (for the v1.20 test server, which has no CEL: the test installs a
-    compatible CRD itself) installs a copy of the chart without its crds/."""
+    CRD itself) installs a copy of the chart without its crds/."""
     chart = CHART
     with tempfile.TemporaryDirectory() as tmp:
         if skip_crds:
