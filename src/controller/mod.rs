@@ -21,7 +21,7 @@ use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
@@ -310,38 +310,28 @@ pub async fn run_controller(
     ctx: Arc<Context>,
     stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (dsyncs, secrets_api): (Api<DirectorySync>, Api<PartialObjectMeta<Secret>>) = match &opts.namespace {
-        Some(ns) => (Api::namespaced(client.clone(), ns), Api::namespaced(client.clone(), ns)),
-        None => (Api::all(client.clone()), Api::all(client.clone())),
+    type Apis = (
+        Api<DirectorySync>,
+        Api<PartialObjectMeta<DirectorySync>>,
+        Api<PartialObjectMeta<Secret>>,
+    );
+    let (dsyncs, dsync_meta, secrets_api): Apis = match &opts.namespace {
+        Some(ns) => (
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+            Api::all(client.clone()),
+        ),
     };
     let ctrl = Controller::new(dsyncs, watcher::Config::default());
     let store = ctrl.store();
-    // Deletions do not reach reconcile (the controller triggers on applied objects): a sweep
-    // removes the series and the failure count of resources that left the cache.
-    let sweeper = tokio::spawn({
-        let store = store.clone();
-        let ctx = ctx.clone();
-        async move {
-            // Never sweep before the cache is filled.
-            let _ = tokio::time::timeout(Duration::from_secs(30), store.wait_until_ready()).await;
-            tokio::time::sleep(Duration::from_secs(2)).await;
-            loop {
-                let present: HashSet<(String, String)> = store
-                    .state()
-                    .iter()
-                    .map(|ds| (ds.namespace().unwrap_or_default(), ds.name_any()))
-                    .collect();
-                for (ns, name) in metrics::resources() {
-                    if !present.contains(&(ns.clone(), name.clone())) {
-                        info!(namespace = %ns, name = %name, "deleted: removing its metric series");
-                        metrics::forget(&ns, &name);
-                        ctx.failures.lock().expect("lock").remove(&format!("{ns}/{name}"));
-                    }
-                }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-            }
-        }
-    });
+    // Deletions do not reach reconcile: a metadata-only watch of the same resources removes a
+    // deleted resource's series and memory.
+    let deletions = tokio::spawn(forget_deleted(dsync_meta, ctx.clone()));
     ctrl.watches(secrets_api, watcher::Config::default(), move |secret| {
         owners(&store, &secret)
     })
@@ -352,17 +342,51 @@ pub async fn run_controller(
         match result {
             Ok(_) => {}
             Err(controller::Error::ObjectNotFound(obj)) => {
-                // The resource was deleted: its series go.
-                let ns = obj.namespace.clone().unwrap_or_default();
-                metrics::forget(&ns, &obj.name);
-                ctx.failures.lock().expect("lock").remove(&format!("{ns}/{}", obj.name));
+                forget_resource(&ctx, obj.namespace.as_deref().unwrap_or_default(), &obj.name)
             }
             Err(e) => warn!(error = %e, "controller"),
         }
         std::future::ready(())
     })
     .await;
-    sweeper.abort();
+    deletions.abort();
+}
+
+/// Removes what this process keeps about deleted resources: on each `Delete` event, and after
+/// each (re)list for the resources that are gone (a delete missed while the watch was down).
+async fn forget_deleted(api: Api<PartialObjectMeta<DirectorySync>>, ctx: Arc<Context>) {
+    let mut listed: HashSet<(String, String)> = HashSet::new();
+    let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+    let id = |m: &PartialObjectMeta<DirectorySync>| (m.namespace().unwrap_or_default(), m.name_any());
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::Delete(m)) => {
+                let (ns, name) = id(&m);
+                forget_resource(&ctx, &ns, &name);
+            }
+            Ok(watcher::Event::Init) => listed.clear(),
+            Ok(watcher::Event::InitApply(m)) => {
+                listed.insert(id(&m));
+            }
+            Ok(watcher::Event::InitDone) => {
+                for (ns, name) in metrics::resources() {
+                    if !listed.contains(&(ns.clone(), name.clone())) {
+                        forget_resource(&ctx, &ns, &name);
+                    }
+                }
+            }
+            Ok(watcher::Event::Apply(_)) => {}
+            Err(e) => warn!(error = %e, "watching DirectorySyncs for deletions"),
+        }
+    }
+}
+
+fn forget_resource(ctx: &Context, namespace: &str, name: &str) {
+    info!(namespace, name, "deleted: removing its metric series");
+    metrics::forget(namespace, name);
+    let key = format!("{namespace}/{name}");
+    ctx.failures.lock().expect("lock").remove(&key);
+    ctx.written.lock().expect("lock").remove(&key);
 }
 
 /// `dirsync controller`: serves metrics and health, (optionally) campaigns for the lease, and
