@@ -531,7 +531,14 @@ impl Client {
                 }
                 Err(e) => Err(e),
             };
-            let elapsed_ms = started.elapsed().as_millis() as u64;
+            let elapsed = started.elapsed();
+            let elapsed_ms = elapsed.as_millis() as u64;
+            let status_code = outcome.as_ref().ok().map(|r| r.status.as_u16());
+            crate::metrics::bitwarden_request(
+                operation,
+                crate::metrics::status_class(status_code),
+                elapsed.as_secs_f64(),
+            );
             let reply = match outcome {
                 Ok(reply) => reply,
                 Err(e) => {

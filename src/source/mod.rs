@@ -48,6 +48,17 @@ pub trait DirectorySource: Send {
     async fn read(&mut self, request: &ReadRequest) -> Result<ReadResult, Error>;
 }
 
+/// Records one request to a directory in `dirsync_provider_requests_total` and its duration
+/// histogram: `throttled` for rate limiting, else `success` or `error`.
+pub fn record_request<T>(provider: &str, operation: &str, result: &Result<T, Error>, started: std::time::Instant) {
+    let outcome = match result {
+        Ok(_) => "success",
+        Err(Error::RateLimited(_)) => "throttled",
+        Err(_) => "error",
+    };
+    crate::metrics::provider_request(provider, operation, outcome, started.elapsed().as_secs_f64());
+}
+
 /// Builds the source a spec names. Sources that are not built yet are a clear error.
 pub async fn connect(spec: &DirectorySyncSpec, secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
     if let Some(l) = &spec.source.ldap {

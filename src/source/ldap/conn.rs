@@ -115,6 +115,13 @@ impl Connector {
 
     /// Opens a connection, upgrades it to TLS as configured, and binds.
     pub async fn open(&self) -> Result<Ldap, Error> {
+        let started = std::time::Instant::now();
+        let result = self.connect_and_bind().await;
+        crate::source::record_request("ldap", "bind", &result, started);
+        result
+    }
+
+    async fn connect_and_bind(&self) -> Result<Ldap, Error> {
         let s = &self.settings;
         let mut ls = LdapConnSettings::new()
             .set_conn_timeout(s.timeout)

@@ -583,6 +583,24 @@ async fn search(
     controls: Vec<RawControl>,
     f: &mut (dyn FnMut(SearchEntry) + Send),
 ) -> Result<(), Error> {
+    let started = std::time::Instant::now();
+    let result = search_pages(c, ldap, base, base_field, filter, filter_field, attrs, controls, f).await;
+    crate::source::record_request("ldap", "search", &result, started);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn search_pages(
+    c: &Connector,
+    ldap: &mut Ldap,
+    base: &str,
+    base_field: &str,
+    filter: &str,
+    filter_field: &str,
+    attrs: Vec<String>,
+    controls: Vec<RawControl>,
+    f: &mut (dyn FnMut(SearchEntry) + Send),
+) -> Result<(), Error> {
     let s = &c.settings;
     let adapters: Vec<Box<dyn Adapter<String, Vec<String>>>> = vec![
         Box::new(EntriesOnly::new()),
