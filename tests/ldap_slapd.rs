@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use dirsync::Error;
-use dirsync::api::{BindSecretRef, LdapGroups, LdapSource, LdapTls, LdapUsers, SecretKeyRef};
+use dirsync::api::{BindSecretRef, LdapGroups, LdapSource, LdapTls, LdapUsers, SecretKeyRef, SecretRef};
 use dirsync::secrets::{SecretStore, SecretValue};
 use dirsync::source::ldap::{CURSOR_LAST_READ, LdapDirectory, dn};
 use dirsync::source::{DirectorySource, ReadRequest, ReadResult};
@@ -503,4 +503,35 @@ async fn incremental_reads_with_modify_timestamp() {
     let r = read(&sp, &secrets, &full()).await.unwrap();
     assert!(r.directory.complete);
     assert_eq!(r.directory.users.len(), 5);
+}
+
+#[tokio::test]
+async fn a_server_that_demands_a_client_certificate_gets_the_one_from_the_secret() {
+    let s = Slapd::start_with(&people(), "TLSVerifyClient demand");
+    slapd::make_leaf(s.dir.path(), "ca", "client", false);
+    let read_pem = |f: &str| std::fs::read_to_string(s.path(f)).unwrap();
+    let secrets = secrets(&s).with("client", "tls.crt", &read_pem("client.crt")).with(
+        "client",
+        "tls.key",
+        &read_pem("client.key"),
+    );
+
+    // Without a client certificate the server ends the handshake.
+    let mut sp = spec(s.ldaps_url());
+    sp.tls = ca("ca");
+    let err = read(&sp, &secrets, &full()).await.unwrap_err();
+    assert!(matches!(err, Error::SourceUnavailable(_)), "{err:?}");
+
+    // With it (a kubernetes.io/tls Secret), the read works over LDAPS and StartTLS.
+    let with_cert = |mut tls: LdapTls| {
+        tls.client_cert_secret_ref = Some(SecretRef { name: "client".into() });
+        Some(tls)
+    };
+    sp.tls = with_cert(ca("ca").unwrap());
+    let r = read(&sp, &secrets, &full()).await.unwrap();
+    assert_eq!(r.directory.users.len(), 5);
+    let mut sp = spec(s.ldap_url());
+    sp.start_tls = true;
+    sp.tls = with_cert(ca("ca").unwrap());
+    assert_eq!(read(&sp, &secrets, &full()).await.unwrap().directory.users.len(), 5);
 }
