@@ -570,7 +570,7 @@ fn member_ref(value: &str) -> MemberRef {
 }
 
 /// A paged subtree search that hands each entry to `f` as it arrives; referrals and
-/// continuation references are dropped.
+/// continuation references are dropped. Timed into the provider request metrics.
 #[allow(clippy::too_many_arguments)]
 async fn search(
     c: &Connector,
@@ -584,81 +584,69 @@ async fn search(
     f: &mut (dyn FnMut(SearchEntry) + Send),
 ) -> Result<(), Error> {
     let started = std::time::Instant::now();
-    let result = search_pages(c, ldap, base, base_field, filter, filter_field, attrs, controls, f).await;
-    crate::source::record_request("ldap", "search", &result, started);
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn search_pages(
-    c: &Connector,
-    ldap: &mut Ldap,
-    base: &str,
-    base_field: &str,
-    filter: &str,
-    filter_field: &str,
-    attrs: Vec<String>,
-    controls: Vec<RawControl>,
-    f: &mut (dyn FnMut(SearchEntry) + Send),
-) -> Result<(), Error> {
-    let s = &c.settings;
-    let adapters: Vec<Box<dyn Adapter<String, Vec<String>>>> = vec![
-        Box::new(EntriesOnly::new()),
-        Box::new(PagedResults::new(s.page_size as i32)),
-    ];
-    ldap.with_timeout(s.timeout);
-    if !controls.is_empty() {
-        ldap.with_controls(controls);
-    }
-    let map = |e: LdapError| match e {
-        LdapError::FilterParsing => Error::invalid(
-            filter_field,
-            format!("the filter {filter:?} is not a valid LDAP filter"),
-        ),
-        e => c.op_error(e, "search"),
-    };
-    let mut stream = ldap
-        .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
-        .await
-        .map_err(map)?;
-    let mut entries = 0u64;
-    loop {
-        match stream.next().await {
-            Ok(Some(entry)) => {
-                f(SearchEntry::construct(entry));
-                entries += 1;
-                // Progress for long reads, on stderr with the other logs.
-                if entries.is_multiple_of(PROGRESS_EVERY) {
-                    tracing::info!(base, entries, "reading the directory");
+    let result = async {
+        let s = &c.settings;
+        let adapters: Vec<Box<dyn Adapter<String, Vec<String>>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(s.page_size as i32)),
+        ];
+        ldap.with_timeout(s.timeout);
+        if !controls.is_empty() {
+            ldap.with_controls(controls);
+        }
+        let map = |e: LdapError| match e {
+            LdapError::FilterParsing => Error::invalid(
+                filter_field,
+                format!("the filter {filter:?} is not a valid LDAP filter"),
+            ),
+            e => c.op_error(e, "search"),
+        };
+        let mut stream = ldap
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
+            .await
+            .map_err(map)?;
+        let mut entries = 0u64;
+        loop {
+            match stream.next().await {
+                Ok(Some(entry)) => {
+                    f(SearchEntry::construct(entry));
+                    entries += 1;
+                    // Progress for long reads, on stderr with the other logs.
+                    if entries.is_multiple_of(PROGRESS_EVERY) {
+                        tracing::info!(base, entries, "reading the directory");
+                    }
                 }
+                Ok(None) => break,
+                Err(e) => return Err(map(e)),
             }
-            Ok(None) => break,
-            Err(e) => return Err(map(e)),
+        }
+        let res = stream.finish().await;
+        match res.rc {
+            0 => Ok(()),
+            32 => Err(Error::invalid(
+                base_field,
+                format!("the search base {base:?} does not exist on {}", s.endpoint),
+            )),
+            50 => Err(Error::SourceAuthFailed(format!(
+                "{} may not search {base:?} on {}: insufficient access rights",
+                c.bind_dn()
+                    .map_or("the anonymous user".to_string(), |d| format!("{d:?}")),
+                s.endpoint
+            ))),
+            rc => Err(Error::SourceUnavailable(format!(
+                "LDAP search of {base:?} on {} failed (result {rc}){}",
+                s.endpoint,
+                if res.text.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", res.text)
+                }
+            ))),
         }
     }
-    let res = stream.finish().await;
-    match res.rc {
-        0 => Ok(()),
-        32 => Err(Error::invalid(
-            base_field,
-            format!("the search base {base:?} does not exist on {}", s.endpoint),
-        )),
-        50 => Err(Error::SourceAuthFailed(format!(
-            "{} may not search {base:?} on {}: insufficient access rights",
-            c.bind_dn()
-                .map_or("the anonymous user".to_string(), |d| format!("{d:?}")),
-            s.endpoint
-        ))),
-        rc => Err(Error::SourceUnavailable(format!(
-            "LDAP search of {base:?} on {} failed (result {rc}){}",
-            s.endpoint,
-            if res.text.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", res.text)
-            }
-        ))),
-    }
+    .await;
+    crate::source::record_request("ldap", "search", &result, started);
+    result
 }
 
 #[cfg(test)]
