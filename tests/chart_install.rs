@@ -15,7 +15,7 @@ use kube::api::PostParams;
 use serde_json::json;
 use support::bitwarden::{BitwardenDouble, SECRET_NAME};
 use support::kube::{self as k, ready};
-use support::slapd::{BASE, READER_DN, READER_PW, Slapd};
+use support::slapd::{BASE, READER_PW, Slapd};
 
 const RELEASE_NS: &str = "dirsync-chart";
 
@@ -73,24 +73,7 @@ async fn the_charts_service_account_can_sync() {
          dn: uid=alice,ou=People,{BASE}\nobjectClass: inetOrgPerson\ncn: alice\nsn: alice\nuid: alice\nmail: alice@example.com\n\n"
     ));
     let double = BitwardenDouble::start().await;
-    k::put_secret(
-        &client,
-        &ns,
-        k::secret(
-            SECRET_NAME,
-            &[
-                ("client_id", &double.client_id()),
-                ("client_secret", &double.client_secret()),
-            ],
-        ),
-    )
-    .await;
-    k::put_secret(
-        &client,
-        &ns,
-        k::secret("ldap-bind", &[("username", READER_DN), ("password", READER_PW)]),
-    )
-    .await;
+    k::put_sync_secrets(&client, &ns, &double, READER_PW).await;
 
     // The controller as the chart runs it (leader election on, as with replicas > 1), but local.
     let log = std::env::temp_dir().join(format!("dirsync-chart-controller-{}.log", std::process::id()));

@@ -69,27 +69,6 @@ fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
     }
 }
 
-async fn put_secrets(client: &kube::Client, ns: &str, double: &BitwardenDouble, password: &str) {
-    k::put_secret(
-        client,
-        ns,
-        k::secret(
-            SECRET_NAME,
-            &[
-                ("client_id", &double.client_id()),
-                ("client_secret", &double.client_secret()),
-            ],
-        ),
-    )
-    .await;
-    k::put_secret(
-        client,
-        ns,
-        k::secret("ldap-bind", &[("username", READER_DN), ("password", password)]),
-    )
-    .await;
-}
-
 async fn annotate(api: &Api<DirectorySync>, name: &str, key: &str, value: &str) {
     let patch = json!({"metadata": {"annotations": {key: value}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
@@ -143,7 +122,7 @@ async fn syncs_ldap_to_bitwarden_and_reports_every_failure() {
 
     // Creating the Secrets re-syncs at once (not after the 30 s backoff).
     let t = Instant::now();
-    put_secrets(&client, &ns, &double, READER_PW).await;
+    k::put_sync_secrets(&client, &ns, &double, READER_PW).await;
     // The second Secret may land after a first sync started: that sync is then followed by an
     // Unchanged one (a referenced Secret changed). Wait for the lasting result, not the reason.
     let ds = wait_for(&api, "corp", MINUTE, &controller, "synced", |d| {
@@ -233,7 +212,7 @@ async fn syncs_ldap_to_bitwarden_and_reports_every_failure() {
     assert_eq!(ready(&ds).unwrap().1, "Unchanged");
 
     // Wrong bind password.
-    put_secrets(&client, &ns, &double, "wrong-password").await;
+    k::put_sync_secrets(&client, &ns, &double, "wrong-password").await;
     let ds = wait_reason(&api, "corp", "SourceAuthFailed", &controller).await;
     let st = ds.status.unwrap();
     assert_eq!(st.users.unwrap().enabled, 4, "the last good counts stay");
@@ -241,7 +220,7 @@ async fn syncs_ldap_to_bitwarden_and_reports_every_failure() {
     assert_eq!(source.status, "False");
 
     // A rejected API key (401 from the identity server).
-    put_secrets(&client, &ns, &double, READER_PW).await;
+    k::put_sync_secrets(&client, &ns, &double, READER_PW).await;
     double.set_client_secret("rotated-elsewhere");
     annotate(&api, "corp", "dirsync.dev/sync-now", "2").await;
     wait_reason(&api, "corp", "BitwardenAuthFailed", &controller).await;
@@ -265,7 +244,7 @@ async fn dry_run_then_apply() {
     let ns = k::namespace(&client, "dryrun").await;
     let slapd = Slapd::start(&company());
     let double = BitwardenDouble::start().await;
-    put_secrets(&client, &ns, &double, READER_PW).await;
+    k::put_sync_secrets(&client, &ns, &double, READER_PW).await;
     let controller = ControllerProcess::start(Some(&ns), &[]);
     let api: Api<DirectorySync> = Api::namespaced(client.clone(), &ns);
     api.create(
@@ -294,7 +273,7 @@ async fn invalid_spec_suspend_and_deleted_resources_lose_their_series() {
     let ns = k::namespace(&client, "spec").await;
     let slapd = Slapd::start(&company());
     let double = BitwardenDouble::start().await;
-    put_secrets(&client, &ns, &double, READER_PW).await;
+    k::put_sync_secrets(&client, &ns, &double, READER_PW).await;
     let controller = ControllerProcess::start(Some(&ns), &[]);
     let api: Api<DirectorySync> = Api::namespaced(client.clone(), &ns);
 
@@ -348,7 +327,7 @@ async fn leader_election_hands_over_when_the_leader_dies() {
     let ns = k::namespace(&client, "leader").await;
     let slapd = Slapd::start(&company());
     let double = BitwardenDouble::start().await;
-    put_secrets(&client, &ns, &double, READER_PW).await;
+    k::put_sync_secrets(&client, &ns, &double, READER_PW).await;
     let args = ["--leader-election", "--lease-namespace", ns.as_str()];
     let a = ControllerProcess::start(Some(&ns), &args);
     let b = ControllerProcess::start(Some(&ns), &args);

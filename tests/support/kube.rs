@@ -228,6 +228,32 @@ where
     api.delete(name, &DeleteParams::default()).await.expect("delete");
 }
 
+/// The two Secrets a test DirectorySync references: the Bitwarden double's API key
+/// (`SECRET_NAME`) and the LDAP bind (`ldap-bind`, the harness's read-only reader).
+pub async fn put_sync_secrets(client: &Client, ns: &str, double: &super::bitwarden::BitwardenDouble, password: &str) {
+    put_secret(
+        client,
+        ns,
+        secret(
+            super::bitwarden::SECRET_NAME,
+            &[
+                ("client_id", &double.client_id()),
+                ("client_secret", &double.client_secret()),
+            ],
+        ),
+    )
+    .await;
+    put_secret(
+        client,
+        ns,
+        secret(
+            "ldap-bind",
+            &[("username", super::slapd::READER_DN), ("password", password)],
+        ),
+    )
+    .await;
+}
+
 /// The controller as a child process (`dirsync controller`), killed on drop.
 pub struct ControllerProcess {
     child: Child,
