@@ -28,9 +28,8 @@ use tracing::{info, warn};
 
 use crate::Error;
 use crate::api::validate::parse_duration;
-use crate::api::{
-    BitwardenSpec, DirectorySync, DirectorySyncStatus, GUARD_OVERRIDE_ANNOTATION, Region, SYNC_NOW_ANNOTATION,
-};
+use crate::api::{DirectorySync, DirectorySyncStatus, GUARD_OVERRIDE_ANNOTATION, SYNC_NOW_ANNOTATION};
+use crate::bitwarden::Urls;
 use crate::engine::{self, Connector, RunOptions};
 use crate::metrics::{self, Health};
 use crate::secrets::SecretStore;
@@ -94,20 +93,6 @@ pub enum ReconcileError {
 
 fn key(ds: &DirectorySync) -> String {
     format!("{}/{}", ds.namespace().unwrap_or_default(), ds.name_any())
-}
-
-/// The Bitwarden API URL a spec targets (for the one-sync-per-organization lock).
-pub fn api_url(spec: &BitwardenSpec) -> String {
-    if let Some(u) = &spec.api_url {
-        return u.trim_end_matches('/').to_string();
-    }
-    if let Some(base) = &spec.server_url {
-        return format!("{}/api", base.trim_end_matches('/'));
-    }
-    match spec.region.unwrap_or_default() {
-        Region::US => "https://api.bitwarden.com".into(),
-        Region::EU => "https://api.bitwarden.eu".into(),
-    }
 }
 
 /// Holds an organization for one sync; released on drop.
@@ -199,7 +184,7 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
             .await
             .map(|v| v.expose().to_string())
             .unwrap_or_else(|_| format!("{ns}/{}", spec.bitwarden.api_key_secret_ref.name));
-        let org = format!("{}\n{}", api_url(&spec.bitwarden), client_id);
+        let org = format!("{}\n{}", Urls::from_spec(&spec.bitwarden).api, client_id);
         match lock_org(ctx, org, &key(ds)) {
             Ok(_lock) => engine::run(spec, &state, &options, &store, ctx.connector.as_ref()).await,
             Err(other) => Err(Error::Conflict(format!(
@@ -486,21 +471,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn api_urls_for_the_org_lock() {
-        let mut b = BitwardenSpec::default();
-        assert_eq!(api_url(&b), "https://api.bitwarden.com");
-        b.region = Some(Region::EU);
-        assert_eq!(api_url(&b), "https://api.bitwarden.eu");
-        b.server_url = Some("https://vault.example/".into());
-        assert_eq!(api_url(&b), "https://vault.example/api");
-        b.api_url = Some("http://127.0.0.1:9/api/".into());
-        assert_eq!(api_url(&b), "http://127.0.0.1:9/api");
-    }
 }
