@@ -109,8 +109,9 @@ impl Drop for OrgLock {
     }
 }
 
-fn lock_org(ctx: &Context, org: String, holder: &str) -> Result<OrgLock, String> {
-    let mut m = ctx.orgs.lock().expect("lock");
+/// Takes `org` for `holder`, or names the resource that holds it.
+fn lock_org(orgs: &Arc<Mutex<HashMap<String, String>>>, org: String, holder: &str) -> Result<OrgLock, String> {
+    let mut m = orgs.lock().expect("lock");
     if let Some(other) = m.get(&org)
         && other != holder
     {
@@ -118,7 +119,7 @@ fn lock_org(ctx: &Context, org: String, holder: &str) -> Result<OrgLock, String>
     }
     m.insert(org.clone(), holder.to_string());
     Ok(OrgLock {
-        orgs: ctx.orgs.clone(),
+        orgs: orgs.clone(),
         key: org,
     })
 }
@@ -185,7 +186,7 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
             .map(|v| v.expose().to_string())
             .unwrap_or_else(|_| format!("{ns}/{}", spec.bitwarden.api_key_secret_ref.name));
         let org = format!("{}\n{}", Urls::from_spec(&spec.bitwarden).api, client_id);
-        match lock_org(ctx, org, &key(ds)) {
+        match lock_org(&ctx.orgs, org, &key(ds)) {
             Ok(_lock) => engine::run(spec, &state, &options, &store, ctx.connector.as_ref()).await,
             Err(other) => Err(Error::Conflict(format!(
                 "DirectorySync {other} targets the same Bitwarden organization and is syncing now; this one \
@@ -471,4 +472,21 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_sync_per_organization_at_a_time() {
+        let orgs = Arc::new(Mutex::new(HashMap::new()));
+        let org = || "https://api.bitwarden.com\norganization.1".to_string();
+        let a = lock_org(&orgs, org(), "ns/a").unwrap();
+        assert_eq!(lock_org(&orgs, org(), "ns/b").err().as_deref(), Some("ns/a"));
+        let other = lock_org(&orgs, "https://api.bitwarden.com\norganization.2".into(), "ns/b");
+        assert!(other.is_ok(), "another organization is free");
+        drop(a);
+        assert!(lock_org(&orgs, org(), "ns/b").is_ok(), "released when the sync ends");
+    }
 }
