@@ -14,13 +14,13 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{self, Action, Config, Controller};
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use tokio::sync::{oneshot, watch};
@@ -35,6 +35,8 @@ use crate::metrics::{self, Health};
 use crate::secrets::SecretStore;
 use reconcile::{Decision, Inputs};
 use secrets::KubeSecretStore;
+
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// `dirsync controller` settings.
 #[derive(Clone, Debug)]
@@ -80,6 +82,20 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             orgs: Arc::new(Mutex::new(HashMap::new())),
             written: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl Context {
+    fn forget_written_if_cached(&self, ds: &DirectorySync) {
+        let mut written = self.written.lock().expect("lock");
+        let k = key(ds);
+        let time = |s: Option<&DirectorySyncStatus>| s?.last_sync_time.as_deref()?.parse::<Timestamp>().ok();
+        if written
+            .get(&k)
+            .is_some_and(|w| time(ds.status.as_ref()) >= time(Some(w)))
+        {
+            written.remove(&k);
         }
     }
 }
@@ -313,7 +329,21 @@ pub async fn run_controller(
             Api::all(client.clone()),
         ),
     };
-    let ctrl = Controller::new(dsyncs, watcher::Config::default());
+    // The cache holds every DirectorySync; their managedFields and kubectl's last-applied copy
+    // (JSON the controller never reads) would be most of its memory: dropped before caching.
+    let (reader, writer) = reflector::store();
+    let caught_up = ctx.clone();
+    let objects = watcher::watcher(dsyncs, watcher::Config::default())
+        .default_backoff()
+        .modify(|ds: &mut DirectorySync| {
+            ds.managed_fields_mut().clear();
+            ds.annotations_mut().remove(LAST_APPLIED_ANNOTATION);
+        })
+        .reflect(writer)
+        .applied_objects()
+        // Once the cache holds our last status write, the remembered copy is no longer needed.
+        .inspect_ok(move |ds| caught_up.forget_written_if_cached(ds));
+    let ctrl = Controller::for_stream(objects, reader);
     let store = ctrl.store();
     // Deletions do not reach reconcile: a metadata-only watch of the same resources removes a
     // deleted resource's series and memory.
