@@ -13,68 +13,12 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::bitwarden::{BitwardenDouble, SECRET_NAME};
+use support::bitwarden::BitwardenDouble;
+use support::flows::{annotate, company, dsync};
 use support::kube::{self as k, ControllerProcess, ready, wait_for, wait_reason};
 use support::slapd::{BASE, READER_DN, READER_PW, ROOT_DN, ROOT_PW, Slapd};
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-fn company() -> String {
-    let p = format!("ou=People,{BASE}");
-    let g = format!("ou=Groups,{BASE}");
-    let mut l = format!(
-        "dn: {p}\nobjectClass: organizationalUnit\nou: People\n\n\
-         dn: {g}\nobjectClass: organizationalUnit\nou: Groups\n\n"
-    );
-    for u in ["alice", "bob", "carol"] {
-        l += &format!(
-            "dn: uid={u},{p}\nobjectClass: inetOrgPerson\ncn: {u}\nsn: {u}\nuid: {u}\nmail: {u}@example.com\n\n"
-        );
-    }
-    l += &format!(
-        "dn: cn=engineering,{g}\nobjectClass: groupOfNames\ncn: engineering\nmember: uid=alice,{p}\nmember: uid=bob,{p}\n\n"
-    );
-    l
-}
-
-fn dsync(name: &str, double: &BitwardenDouble, slapd: &Slapd, extra: serde_json::Value) -> DirectorySync {
-    let mut v = json!({
-        "apiVersion": "dirsync.dev/v1alpha1",
-        "kind": "DirectorySync",
-        "metadata": {"name": name},
-        "spec": {
-            "bitwarden": {"serverUrl": double.url(), "apiKeySecretRef": {"name": SECRET_NAME}},
-            "source": {"ldap": {
-                "url": slapd.ldap_url(),
-                "rootPath": BASE,
-                "bindSecretRef": {"name": "ldap-bind"},
-                "users": {"path": "ou=People"},
-                "groups": {"path": "ou=Groups"}
-            }},
-            "sync": {"interval": "5m"}
-        }
-    });
-    merge(&mut v["spec"], extra);
-    serde_json::from_value(v).unwrap()
-}
-
-fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
-    match (a, b) {
-        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(serde_json::Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
-}
-
-async fn annotate(api: &Api<DirectorySync>, name: &str, key: &str, value: &str) {
-    let patch = json!({"metadata": {"annotations": {key: value}}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
-}
 
 async fn add_user(slapd: &Slapd, uid: &str) {
     let (conn, mut ldap) = ldap3::LdapConnAsync::new(&slapd.ldap_url()).await.unwrap();

@@ -12,7 +12,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 use support::bitwarden::{BitwardenDouble, Endpoint, Failure, Member};
-use support::flows::{annotate, company, dsync, events, occurrences, put_secrets, wait_event};
+use support::flows::{annotate, company, dsync, events, occurrences, wait_event};
 use support::kube::{self as k, ControllerProcess, ready, wait_for, wait_reason};
 use support::slapd::{READER_DN, READER_PW, Slapd};
 
@@ -24,7 +24,7 @@ async fn bitwarden_throttling_and_outage_are_reported() {
     let ns = k::namespace(&client, "bwfail").await;
     let slapd = Slapd::start(&company());
     let double = BitwardenDouble::start().await;
-    put_secrets(&client, &ns, &double, READER_PW).await;
+    k::put_sync_secrets(&client, &ns, &double, READER_PW).await;
     let controller = ControllerProcess::start(Some(&ns), &[]);
     let api: Api<DirectorySync> = Api::namespaced(client.clone(), &ns);
 
@@ -90,7 +90,7 @@ async fn the_guard_holds_mass_removals_until_overridden_and_unchanged_syncs_stay
         ));
     }
     double.set_members(members);
-    put_secrets(&client, &ns, &double, READER_PW).await;
+    k::put_sync_secrets(&client, &ns, &double, READER_PW).await;
     let controller = ControllerProcess::start(Some(&ns), &[]);
     let api: Api<DirectorySync> = Api::namespaced(client.clone(), &ns);
     api.create(
@@ -184,7 +184,7 @@ async fn two_resources_on_one_organization_never_sync_at_once() {
     let ns = k::namespace(&client, "conflict").await;
     let slapd = Slapd::start(&company());
     let double = BitwardenDouble::start().await;
-    put_secrets(&client, &ns, &double, READER_PW).await;
+    k::put_sync_secrets(&client, &ns, &double, READER_PW).await;
     let controller = ControllerProcess::start(Some(&ns), &[]);
     let api: Api<DirectorySync> = Api::namespaced(client.clone(), &ns);
 

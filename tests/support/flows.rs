@@ -11,8 +11,7 @@ use kube::api::{Patch, PatchParams};
 use serde_json::json;
 
 use super::bitwarden::{BitwardenDouble, SECRET_NAME};
-use super::kube as k;
-use super::slapd::{BASE, READER_DN, Slapd};
+use super::slapd::{BASE, Slapd};
 
 /// Three users (alice, bob, carol) and one group (engineering: alice, bob).
 pub fn company() -> String {
@@ -64,28 +63,6 @@ pub fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
         }
         (a, b) => *a = b,
     }
-}
-
-/// The API key Secret of the double and the LDAP bind Secret (reader DN, `password`).
-pub async fn put_secrets(client: &kube::Client, ns: &str, double: &BitwardenDouble, password: &str) {
-    k::put_secret(
-        client,
-        ns,
-        k::secret(
-            SECRET_NAME,
-            &[
-                ("client_id", &double.client_id()),
-                ("client_secret", &double.client_secret()),
-            ],
-        ),
-    )
-    .await;
-    k::put_secret(
-        client,
-        ns,
-        k::secret("ldap-bind", &[("username", READER_DN), ("password", password)]),
-    )
-    .await;
 }
 
 pub async fn annotate(api: &Api<DirectorySync>, name: &str, key: &str, value: &str) {
