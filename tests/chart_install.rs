@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dirsync::api::DirectorySync;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::ServiceAccount;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
@@ -46,14 +48,22 @@ async fn the_charts_service_account_can_sync() {
     ]));
 
     // A kubeconfig with only the chart ServiceAccount's token.
-    let token = run(Command::new("kubectl").arg("--kubeconfig").arg(&admin).args([
-        "-n",
-        RELEASE_NS,
-        "create",
-        "token",
-        "dirsync",
-        "--duration=1h",
-    ]));
+    // A TokenRequest through the API (what `kubectl create token` does, which kubectl < 1.24 lacks).
+    let service_accounts: Api<ServiceAccount> = Api::namespaced(client.clone(), RELEASE_NS);
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let token = service_accounts
+        .create_token_request("dirsync", &PostParams::default(), &request)
+        .await
+        .expect("a TokenRequest for the chart's ServiceAccount")
+        .status
+        .expect("the TokenRequest's status")
+        .token;
     let sa_config = std::env::temp_dir().join(format!("dirsync-chart-sa-{}.kubeconfig", std::process::id()));
     std::fs::copy(&admin, &sa_config).unwrap();
     let kc = |args: &[&str]| {
