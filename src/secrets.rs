@@ -1,6 +1,7 @@
 //! Secret values and where they come from (Kubernetes Secrets in the controller, manifest files
 //! in the CLI). A [`SecretValue`] never prints its content: not in `Debug`, not in `Display`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use async_trait::async_trait;
@@ -46,5 +47,57 @@ pub trait SecretStore: Send + Sync {
             Err(Error::SecretKeyMissing { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// The value of `key` in one Secret's data (`None`: the Secret does not exist), read the same way
+/// by every [`SecretStore`]: `SecretNotFound`, `SecretKeyMissing`, or text.
+pub fn value_in(
+    namespace: &str,
+    name: &str,
+    key: &str,
+    data: Option<&BTreeMap<String, Vec<u8>>>,
+) -> Result<SecretValue, Error> {
+    let data = data.ok_or_else(|| Error::SecretNotFound {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })?;
+    let bytes = data.get(key).ok_or_else(|| Error::SecretKeyMissing {
+        name: name.to_string(),
+        key: key.to_string(),
+    })?;
+    let text = String::from_utf8(bytes.clone()).map_err(|_| {
+        Error::invalid(
+            &format!("Secret {name:?} key {key:?}"),
+            "the value is not UTF-8 text: store the value as text",
+        )
+    })?;
+    Ok(SecretValue::new(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_read_the_same_way_by_every_store() {
+        let data = BTreeMap::from([
+            ("ok".to_string(), b"s3cr3t".to_vec()),
+            ("bin".to_string(), vec![0xff, 0xfe]),
+        ]);
+        assert_eq!(value_in("ns", "s", "ok", Some(&data)).unwrap().expose(), "s3cr3t");
+        assert!(matches!(
+            value_in("ns", "s", "nope", Some(&data)),
+            Err(Error::SecretKeyMissing { .. })
+        ));
+        assert!(matches!(
+            value_in("ns", "s", "ok", None),
+            Err(Error::SecretNotFound { .. })
+        ));
+        assert!(matches!(
+            value_in("ns", "s", "bin", Some(&data)),
+            Err(Error::InvalidSpec(_))
+        ));
+        assert_eq!(format!("{:?}", SecretValue::new("s3cr3t")), "SecretValue(<redacted>)");
     }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::Error;
 use crate::api::DirectorySync;
-use crate::secrets::{SecretStore, SecretValue};
+use crate::secrets::{SecretStore, SecretValue, value_in};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -170,19 +170,7 @@ pub struct FileSecrets {
 #[async_trait]
 impl SecretStore for FileSecrets {
     async fn get(&self, name: &str, key: &str) -> Result<SecretValue, Error> {
-        let secret = self.secrets.get(name).ok_or_else(|| Error::SecretNotFound {
-            namespace: self.namespace.clone(),
-            name: name.to_string(),
-        })?;
-        let bytes = secret.get(key).ok_or_else(|| Error::SecretKeyMissing {
-            name: name.to_string(),
-            key: key.to_string(),
-        })?;
-        let text = String::from_utf8(bytes.clone()).map_err(|_| Error::SecretKeyMissing {
-            name: name.to_string(),
-            key: format!("{key} (its value is not UTF-8 text)"),
-        })?;
-        Ok(SecretValue::new(text))
+        value_in(&self.namespace, name, key, self.secrets.get(name))
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 
 use crate::Error;
 use crate::api::DirectorySyncSpec;
-use crate::secrets::{SecretStore, SecretValue};
+use crate::secrets::{SecretStore, SecretValue, value_in};
 
 /// The names of every Secret the spec references (any field named `...SecretRef` with a `name`).
 pub fn referenced_secrets(spec: &DirectorySyncSpec) -> BTreeSet<String> {
@@ -128,24 +128,7 @@ impl SecretStore for KubeSecretStore {
                 d
             }
         };
-        let Some(data) = data else {
-            return Err(Error::SecretNotFound {
-                namespace: self.namespace.clone(),
-                name: name.to_string(),
-            });
-        };
-        let missing = || Error::SecretKeyMissing {
-            name: name.to_string(),
-            key: key.to_string(),
-        };
-        let bytes = data.get(key).ok_or_else(missing)?;
-        let text = String::from_utf8(bytes.clone()).map_err(|_| {
-            Error::invalid(
-                &format!("Secret {name:?} key {key:?}"),
-                "the value is not UTF-8 text: store the value as text",
-            )
-        })?;
-        Ok(SecretValue::new(text))
+        value_in(&self.namespace, name, key, data.as_ref())
     }
 }
 
