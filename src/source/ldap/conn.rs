@@ -289,27 +289,11 @@ fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// The system trust store (Debian's bundle, or `SSL_CERT_FILE`).
+/// The system trust store (honours `SSL_CERT_FILE`), the same one ldap3 uses without a `tls`
+/// block; certificates it cannot parse are skipped.
 fn system_roots() -> RootCertStore {
     let mut roots = RootCertStore::empty();
-    let candidates = std::env::var("SSL_CERT_FILE").into_iter().chain(
-        [
-            "/etc/ssl/certs/ca-certificates.crt",
-            "/etc/pki/tls/certs/ca-bundle.crt",
-            "/etc/ssl/cert.pem",
-        ]
-        .map(String::from),
-    );
-    for path in candidates {
-        if let Ok(pem) = std::fs::read(&path) {
-            for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
-                let _ = roots.add(cert);
-            }
-            if !roots.is_empty() {
-                break;
-            }
-        }
-    }
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     roots
 }
 
