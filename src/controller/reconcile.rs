@@ -134,7 +134,7 @@ pub fn requeue_after(until: Timestamp, now: Timestamp) -> Duration {
 
 /// The reason of the `Ready` condition in a status.
 pub fn ready_reason(status: &DirectorySyncStatus) -> Option<Reason> {
-    let c = status.conditions.iter().find(|c| c.type_ == "Ready")?;
+    let c = status.conditions.iter().find(|c| c.type_ == super::status::READY)?;
     Reason::ALL.into_iter().find(|r| r.as_str() == c.reason)
 }
 

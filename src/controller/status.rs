@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use serde_json::{Map, Value};
 
-use super::reconcile::backoff;
+use super::reconcile::next_due;
 use crate::Error;
 use crate::api::{Changes, Condition, DirectorySync, DirectorySyncStatus, Reason};
 use crate::engine::{Outcome, SyncState};
@@ -72,15 +72,6 @@ pub fn after_attempt(
     s.last_sync_time = Some(now.to_string());
     s.sync_now_handled = a.sync_now.map(str::to_string);
     s.secrets_hash = Some(a.secrets_hash.to_string());
-    let wait = match result {
-        Ok(_) => a.interval,
-        Err(_) => backoff(a.failures.max(1), a.interval),
-    };
-    s.next_sync_time = now
-        .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::ZERO))
-        .ok()
-        .map(|t| t.to_string());
-
     let gen_ = a.generation;
     match result {
         Ok(o) if o.reason == Reason::Suspended => {
@@ -174,6 +165,10 @@ pub fn after_attempt(
         }
     }
     order_conditions(&mut s);
+    // The same due time reconcile requeues for (the interval, or the backoff after a failure).
+    if !matches!(result, Ok(o) if o.reason == Reason::Suspended) {
+        s.next_sync_time = next_due(&s, a.interval, a.failures).map(|t| t.to_string());
+    }
     s
 }
 
