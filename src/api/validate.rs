@@ -73,13 +73,9 @@ fn validate_bitwarden(e: &mut Errors, bw: &BitwardenSpec) {
         );
     }
     if let Some(base) = &bw.server_url {
-        // A URL without a scheme gets https:// (bitwarden-api.md).
-        let with_scheme = if base.contains("://") {
-            base.clone()
-        } else {
-            format!("https://{base}")
-        };
-        e.url("spec.bitwarden.serverUrl", &with_scheme, &["https"], &["http"]);
+        // Checked as the client will use it: a URL without a scheme gets https://.
+        let url = crate::bitwarden::urls::normalize(base);
+        e.url("spec.bitwarden.serverUrl", &url, &["https"], &["http"]);
     }
     e.optional_url("spec.bitwarden.apiUrl", &bw.api_url);
     e.optional_url("spec.bitwarden.identityUrl", &bw.identity_url);
