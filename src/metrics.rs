@@ -355,7 +355,8 @@ pub fn record_sync(r: &SyncRecord) {
 }
 
 fn remove_provider_series(m: &Metrics, namespace: &str, name: &str, keep: &str) {
-    for provider in ["ldap", "entraId", "googleWorkspace", "okta", "oneLogin", "none"] {
+    // "none": a spec that names no source (InvalidSpec) is recorded under that provider.
+    for provider in crate::api::PROVIDERS.into_iter().chain(["none"]) {
         if provider == keep {
             continue;
         }

@@ -110,6 +110,9 @@ pub struct SecretRef {
     pub name: String,
 }
 
+/// Provider names, in the order of [`SourceSpec`]'s fields (status, metrics, logs).
+pub const PROVIDERS: [&str; 5] = ["ldap", "entraId", "googleWorkspace", "okta", "oneLogin"];
+
 /// Exactly one source must be set.
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -136,23 +139,18 @@ pub struct SourceSpec {
 impl SourceSpec {
     /// The provider names of the sources that are set, in field order.
     pub fn configured(&self) -> Vec<&'static str> {
-        let mut names = Vec::new();
-        if self.ldap.is_some() {
-            names.push("ldap");
-        }
-        if self.entra_id.is_some() {
-            names.push("entraId");
-        }
-        if self.google_workspace.is_some() {
-            names.push("googleWorkspace");
-        }
-        if self.okta.is_some() {
-            names.push("okta");
-        }
-        if self.one_login.is_some() {
-            names.push("oneLogin");
-        }
-        names
+        let set = [
+            self.ldap.is_some(),
+            self.entra_id.is_some(),
+            self.google_workspace.is_some(),
+            self.okta.is_some(),
+            self.one_login.is_some(),
+        ];
+        PROVIDERS
+            .into_iter()
+            .zip(set)
+            .filter_map(|(name, on)| on.then_some(name))
+            .collect()
     }
 
     /// The provider name used in status, metrics and logs (`ldap`, `entraId`, ...).
