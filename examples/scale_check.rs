@@ -53,16 +53,14 @@ fn is_ready(ds: &DirectorySync) -> bool {
         .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+/// Prints the controller's resident and peak memory.
+fn print_rss(pid: u32, when: &str) {
+    let kib = |field| dirsync::cli::bench::proc_status_kib(&pid.to_string(), field).unwrap_or(0) as f64 / 1024.0;
+    println!(
+        "controller RSS {when}: {:.1} MiB (peak {:.1} MiB)",
+        kib("VmRSS:"),
+        kib("VmHWM:")
+    );
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -186,19 +184,9 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     println!("all {count} Ready {:.1?} after the controller started", t.elapsed());
-    let (rss, hwm) = rss_kib(pid);
-    println!(
-        "controller RSS right after: {:.1} MiB (peak {:.1} MiB)",
-        rss as f64 / 1024.0,
-        hwm as f64 / 1024.0
-    );
+    print_rss(pid, "right after");
     tokio::time::sleep(Duration::from_secs(15)).await;
-    let (idle, hwm) = rss_kib(pid);
-    println!(
-        "controller idle RSS (15 s later): {:.1} MiB (peak {:.1} MiB)",
-        idle as f64 / 1024.0,
-        hwm as f64 / 1024.0
-    );
+    print_rss(pid, "when idle (15 s later)");
 
     // Latency of spec changes: a watch records when each new generation is reported.
     let pending: Arc<Mutex<Pending>> = Arc::default();
@@ -265,12 +253,7 @@ async fn main() {
         latencies[latencies.len() - 1]
     );
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (rss, hwm) = rss_kib(pid);
-    println!(
-        "controller RSS after the changes: {:.1} MiB (peak {:.1} MiB)",
-        rss as f64 / 1024.0,
-        hwm as f64 / 1024.0
-    );
+    print_rss(pid, "after the changes");
     let _ = controller.kill();
     let _ = controller.wait();
 }

@@ -45,13 +45,19 @@ pub fn synthetic_directory(users: usize, groups: usize) -> Directory {
     }
 }
 
-/// Peak resident set size of this process in KiB (Linux), if known.
-pub fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// A `/proc/<pid>/status` field in KiB (Linux), e.g. `VmRSS:` or `VmHWM:` (peak RSS); `pid` may be
+/// `self`.
+pub fn proc_status_kib(pid: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// Peak resident set size of this process in KiB (Linux), if known.
+pub fn peak_rss_kib() -> Option<u64> {
+    proc_status_kib("self", "VmHWM:")
 }
 
 pub fn run(users: usize, groups: usize, out: &mut dyn std::io::Write) -> std::io::Result<()> {
