@@ -1,5 +1,5 @@
+use crate::api::FieldError;
 use crate::api::Reason;
-use crate::api::validate::FieldError;
 
 /// Every failure a sync can end with. Each variant maps to exactly one condition reason, and
 /// every message says what to fix. Messages never contain secret values.
@@ -55,9 +55,6 @@ impl Error {
 
     /// A single invalid field.
     pub fn invalid(path: &str, message: impl Into<String>) -> Error {
-        Error::InvalidSpec(vec![FieldError {
-            path: path.into(),
-            message: message.into(),
-        }])
+        Error::InvalidSpec(vec![FieldError::new(path, message)])
     }
 }

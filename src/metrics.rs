@@ -253,9 +253,11 @@ pub struct SyncRecord<'a> {
     pub changes: (u64, u64, u64),
 }
 
-/// The resources that have series (namespace, name).
-fn tracked() -> &'static std::sync::Mutex<std::collections::HashSet<(String, String)>> {
-    static TRACKED: OnceLock<std::sync::Mutex<std::collections::HashSet<(String, String)>>> = OnceLock::new();
+type Tracked = std::collections::HashMap<(String, String), String>;
+
+/// The resources that have series: (namespace, name) → the provider label they were recorded with.
+fn tracked() -> &'static std::sync::Mutex<Tracked> {
+    static TRACKED: OnceLock<std::sync::Mutex<Tracked>> = OnceLock::new();
     TRACKED.get_or_init(Default::default)
 }
 
@@ -263,20 +265,23 @@ fn tracked() -> &'static std::sync::Mutex<std::collections::HashSet<(String, Str
 pub fn resources() -> Vec<(String, String)> {
     tracked()
         .lock()
-        .map(|t| t.iter().cloned().collect())
+        .map(|t| t.keys().cloned().collect())
         .unwrap_or_default()
 }
 
 /// Records one sync attempt.
 pub fn record_sync(r: &SyncRecord) {
     let m = metrics();
-    if let Ok(mut t) = tracked().lock() {
-        t.insert((r.namespace.to_string(), r.name.to_string()));
-    }
+    let before = tracked()
+        .lock()
+        .ok()
+        .and_then(|mut t| t.insert((r.namespace.to_string(), r.name.to_string()), r.provider.to_string()));
     let (ns, name, provider) = (r.namespace.to_string(), r.name.to_string(), r.provider.to_string());
     let labels = res(r.namespace, r.name);
     // A provider change must not leave the old provider's series behind.
-    remove_provider_series(m, r.namespace, r.name, r.provider);
+    if let Some(old) = before.filter(|old| old != r.provider) {
+        remove_provider(m, r.namespace, r.name, &old);
+    }
     m.ready
         .get_or_create(&ProviderResource {
             namespace: ns.clone(),
@@ -354,16 +359,6 @@ pub fn record_sync(r: &SyncRecord) {
     }
 }
 
-fn remove_provider_series(m: &Metrics, namespace: &str, name: &str, keep: &str) {
-    // "none": a spec that names no source (InvalidSpec) is recorded under that provider.
-    for provider in crate::api::PROVIDERS.into_iter().chain(["none"]) {
-        if provider == keep {
-            continue;
-        }
-        remove_provider(m, namespace, name, provider);
-    }
-}
-
 fn remove_provider(m: &Metrics, namespace: &str, name: &str, provider: &str) {
     let (ns, n, p) = (namespace.to_string(), name.to_string(), provider.to_string());
     m.ready.remove(&ProviderResource {
@@ -392,10 +387,13 @@ fn remove_provider(m: &Metrics, namespace: &str, name: &str, provider: &str) {
 /// Removes every series of a deleted resource.
 pub fn forget(namespace: &str, name: &str) {
     let m = metrics();
-    if let Ok(mut t) = tracked().lock() {
-        t.remove(&(namespace.to_string(), name.to_string()));
+    let provider = tracked()
+        .lock()
+        .ok()
+        .and_then(|mut t| t.remove(&(namespace.to_string(), name.to_string())));
+    if let Some(provider) = provider {
+        remove_provider(m, namespace, name, &provider);
     }
-    remove_provider_series(m, namespace, name, "");
     let labels = res(namespace, name);
     m.last_sync.remove(&labels);
     m.last_success.remove(&labels);

@@ -119,15 +119,12 @@ impl Fixture {
     fn spec(&self, sync: SyncOptions) -> DirectorySyncSpec {
         DirectorySyncSpec {
             bitwarden: self.double.spec(),
-            source: SourceSpec {
-                ldap: Some(LdapSource {
-                    url: "ldap://127.0.0.1:389".into(),
-                    root_path: "dc=corp,dc=example".into(),
-                    page_size: 1000,
-                    ..Default::default()
-                }),
+            source: SourceSpec::Ldap(LdapSource {
+                url: "ldap://127.0.0.1:389".into(),
+                root_path: "dc=corp,dc=example".into(),
+                page_size: 1000,
                 ..Default::default()
-            },
+            }),
             sync,
             mode: Mode::Apply,
             suspend: false,

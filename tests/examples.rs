@@ -5,9 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use dirsync::api::validate::validate;
-use dirsync::api::{DirectorySync, Mode};
+use dirsync::api::{DirectorySync, Mode, SourceSpec};
 use dirsync::cli::manifests::Manifests;
+use dirsync::engine::validate;
 
 fn examples() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
@@ -30,44 +30,43 @@ fn referenced_keys(ds: &DirectorySync) -> Vec<(String, String)> {
     if let Some(ca) = &spec.bitwarden.ca_secret_ref {
         refs.push((ca.name.clone(), ca.key.clone()));
     }
-    let s = &spec.source;
-    if let Some(ldap) = &s.ldap {
-        if let Some(b) = &ldap.bind_secret_ref {
-            refs.push((b.name.clone(), b.username_key.clone()));
-            refs.push((b.name.clone(), b.password_key.clone()));
-        }
-        if let Some(tls) = &ldap.tls {
-            if let Some(ca) = &tls.ca_secret_ref {
-                refs.push((ca.name.clone(), ca.key.clone()));
+    match &spec.source {
+        SourceSpec::Ldap(ldap) => {
+            if let Some(b) = &ldap.bind_secret_ref {
+                refs.push((b.name.clone(), b.username_key.clone()));
+                refs.push((b.name.clone(), b.password_key.clone()));
             }
-            if let Some(c) = &tls.client_cert_secret_ref {
-                refs.push((c.name.clone(), "tls.crt".into()));
-                refs.push((c.name.clone(), "tls.key".into()));
+            if let Some(tls) = &ldap.tls {
+                if let Some(ca) = &tls.ca_secret_ref {
+                    refs.push((ca.name.clone(), ca.key.clone()));
+                }
+                if let Some(c) = &tls.client_cert_secret_ref {
+                    refs.push((c.name.clone(), "tls.crt".into()));
+                    refs.push((c.name.clone(), "tls.key".into()));
+                }
             }
         }
-    }
-    if let Some(e) = &s.entra_id {
-        let c = &e.credentials_secret_ref;
-        refs.push((c.name.clone(), c.client_id_key.clone()));
-        match (&c.certificate_key, &c.private_key_key) {
-            (Some(cert), Some(key)) => {
-                refs.push((c.name.clone(), cert.clone()));
-                refs.push((c.name.clone(), key.clone()));
+        SourceSpec::EntraId(e) => {
+            let c = &e.credentials_secret_ref;
+            refs.push((c.name.clone(), c.client_id_key.clone()));
+            match (&c.certificate_key, &c.private_key_key) {
+                (Some(cert), Some(key)) => {
+                    refs.push((c.name.clone(), cert.clone()));
+                    refs.push((c.name.clone(), key.clone()));
+                }
+                _ => refs.push((c.name.clone(), c.client_secret_key.clone())),
             }
-            _ => refs.push((c.name.clone(), c.client_secret_key.clone())),
         }
-    }
-    if let Some(g) = &s.google_workspace {
-        let r = &g.service_account_key_secret_ref;
-        refs.push((r.name.clone(), r.key.clone()));
-    }
-    if let Some(o) = &s.okta {
-        refs.push((o.token_secret_ref.name.clone(), o.token_secret_ref.key.clone()));
-    }
-    if let Some(o) = &s.one_login {
-        let c = &o.credentials_secret_ref;
-        refs.push((c.name.clone(), c.client_id_key.clone()));
-        refs.push((c.name.clone(), c.client_secret_key.clone()));
+        SourceSpec::GoogleWorkspace(g) => {
+            let r = &g.service_account_key_secret_ref;
+            refs.push((r.name.clone(), r.key.clone()));
+        }
+        SourceSpec::Okta(o) => refs.push((o.token_secret_ref.name.clone(), o.token_secret_ref.key.clone())),
+        SourceSpec::OneLogin(o) => {
+            let c = &o.credentials_secret_ref;
+            refs.push((c.name.clone(), c.client_id_key.clone()));
+            refs.push((c.name.clone(), c.client_secret_key.clone()));
+        }
     }
     refs
 }
@@ -129,13 +128,17 @@ fn every_example_is_a_valid_complete_directorysync() {
     ] {
         assert!(names.contains(&wanted), "examples/{wanted} is missing");
     }
-    let ldap = |f: &str| sources[f].source.ldap.clone().expect("an LDAP source");
+    let ldap = |f: &str| match &sources[f].source {
+        SourceSpec::Ldap(l) => l.clone(),
+        other => panic!("{f}: an LDAP source, not {other:?}"),
+    };
     assert!(ldap("active-directory.yaml").active_directory);
     assert!(!ldap("openldap.yaml").active_directory);
-    assert!(sources["entra-id.yaml"].source.entra_id.is_some());
-    assert!(sources["google-workspace.yaml"].source.google_workspace.is_some());
-    assert!(sources["okta.yaml"].source.okta.is_some());
-    assert!(sources["onelogin.yaml"].source.one_login.is_some());
+    let provider = |f: &str| dirsync::source::provider(&sources[f].source).name();
+    assert_eq!(provider("entra-id.yaml"), "entraId");
+    assert_eq!(provider("google-workspace.yaml"), "googleWorkspace");
+    assert_eq!(provider("okta.yaml"), "okta");
+    assert_eq!(provider("onelogin.yaml"), "oneLogin");
     assert_eq!(sources["dry-run.yaml"].mode, Mode::DryRun);
     assert!(sources["self-hosted.yaml"].bitwarden.server_url.is_some());
     assert!(sources["self-hosted.yaml"].bitwarden.region.is_none());

@@ -1,13 +1,18 @@
-//! The `DirectorySync` resource (v1alpha1): spec, status, conditions and reasons, and the spec
-//! validation that the controller and the CLI run before every sync.
+//! The `DirectorySync` resource (v1alpha1): spec, status, conditions and reasons, the checks that
+//! validation and clients share, and the validation of the resource's own fields. The ground
+//! floor of the crate: it uses nothing else of it.
 
+pub mod checks;
 mod reason;
 mod schema;
+mod source;
 mod spec;
 mod status;
 pub mod validate;
 
+pub use checks::FieldError;
 pub use reason::Reason;
+pub use source::*;
 pub use spec::*;
 pub use status::*;
 
@@ -17,6 +22,14 @@ pub const GROUP: &str = "dirsync.dev";
 pub const SYNC_NOW_ANNOTATION: &str = "dirsync.dev/sync-now";
 /// Annotation that lets one plan (by its hash) past the mass-removal guard.
 pub const GUARD_OVERRIDE_ANNOTATION: &str = "dirsync.dev/guard-override";
+
+/// The condition types of the status (`api.md`): `Ready` summarises the other three.
+pub mod condition {
+    pub const READY: &str = "Ready";
+    pub const SYNCED: &str = "Synced";
+    pub const SOURCE_REACHABLE: &str = "SourceReachable";
+    pub const BITWARDEN_REACHABLE: &str = "BitwardenReachable";
+}
 
 /// The CustomResourceDefinition, as YAML, exactly as committed in `crds/directorysync.yaml`.
 pub fn crd_yaml() -> String {

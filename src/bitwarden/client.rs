@@ -32,7 +32,8 @@ use super::urls::Urls;
 use super::{BitwardenApi, ImportRequest, OrgGroup, OrgMember};
 use crate::Error;
 use crate::api::BitwardenSpec;
-use crate::api::validate::{FieldError, check_url};
+use crate::api::FieldError;
+use crate::api::checks::check_url;
 use crate::secrets::{SecretStore, SecretValue};
 
 /// `deviceType` sent with the token request: 8 is `LinuxDesktop` in Bitwarden's `DeviceType`

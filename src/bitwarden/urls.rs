@@ -1,5 +1,6 @@
 //! Where the Bitwarden API and identity services live (`bitwarden-api.md`, "URLs").
 
+use crate::api::checks::normalize_url as normalize;
 use crate::api::{BitwardenSpec, Region};
 
 /// The two base URLs of a Bitwarden server, without trailing slashes.
@@ -50,16 +51,6 @@ impl Urls {
             urls.identity = normalize(identity);
         }
         urls
-    }
-}
-
-/// Trims whitespace and trailing slashes; adds `https://` when there is no scheme.
-pub fn normalize(url: &str) -> String {
-    let url = url.trim().trim_end_matches('/');
-    if url.contains("://") {
-        url.to_string()
-    } else {
-        format!("https://{url}")
     }
 }
 

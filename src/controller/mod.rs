@@ -27,12 +27,10 @@ use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
 use crate::Error;
-use crate::api::validate::parse_duration;
+use crate::api::checks::parse_duration;
 use crate::api::{DirectorySync, DirectorySyncStatus, GUARD_OVERRIDE_ANNOTATION, SYNC_NOW_ANNOTATION};
-use crate::bitwarden::Urls;
-use crate::engine::{self, Connector, RunOptions};
+use crate::engine::{Connector, Outcome, RunOptions, Session};
 use crate::metrics::{self, Health};
-use crate::secrets::SecretStore;
 use reconcile::{Decision, Inputs};
 use secrets::KubeSecretStore;
 
@@ -192,23 +190,16 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
     };
     let state = status::sync_state(current);
     let timer = Instant::now();
-    let result = {
-        let client_id = store
-            .get(
-                &spec.bitwarden.api_key_secret_ref.name,
-                &spec.bitwarden.api_key_secret_ref.client_id_key,
-            )
-            .await
-            .map(|v| v.expose().to_string())
-            .unwrap_or_else(|_| format!("{ns}/{}", spec.bitwarden.api_key_secret_ref.name));
-        let org = format!("{}\n{}", Urls::from_spec(&spec.bitwarden).api, client_id);
-        match lock_org(&ctx.orgs, org, &key(ds)) {
-            Ok(_lock) => engine::run(spec, &state, &options, &store, ctx.connector.as_ref()).await,
+    let result = match Session::open(spec, &store, ctx.connector.as_ref()).await {
+        Ok(None) => Ok(Outcome::suspended(&state)),
+        Ok(Some(session)) => match lock_org(&ctx.orgs, session.organization(), &key(ds)) {
+            Ok(_lock) => session.sync(&state, &options).await,
             Err(other) => Err(Error::Conflict(format!(
                 "DirectorySync {other} targets the same Bitwarden organization and is syncing now; this one \
                  retries later. Point only one DirectorySync at an organization"
             ))),
-        }
+        },
+        Err(e) => Err(e),
     };
     drop(store);
     let seconds = timer.elapsed().as_secs_f64();
@@ -231,7 +222,7 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
         Err(e) => warn!(namespace = %ns, name = %name, reason = %e.reason(), "{e}"),
     }
 
-    let provider = spec.source.provider();
+    let provider = crate::source::provider(&spec.source).name();
     let new_status = status::after_attempt(
         current,
         &result,
@@ -511,10 +502,10 @@ mod tests {
     #[test]
     fn one_sync_per_organization_at_a_time() {
         let orgs = Arc::new(Mutex::new(HashMap::new()));
-        let org = || "https://api.bitwarden.com\norganization.1".to_string();
+        let org = || "https://api.bitwarden.com\n1".to_string();
         let a = lock_org(&orgs, org(), "ns/a").unwrap();
         assert_eq!(lock_org(&orgs, org(), "ns/b").err().as_deref(), Some("ns/a"));
-        let other = lock_org(&orgs, "https://api.bitwarden.com\norganization.2".into(), "ns/b");
+        let other = lock_org(&orgs, "https://api.bitwarden.com\n2".into(), "ns/b");
         assert!(other.is_ok(), "another organization is free");
         drop(a);
         assert!(lock_org(&orgs, org(), "ns/b").is_ok(), "released when the sync ends");

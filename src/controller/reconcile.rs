@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::{DirectorySyncStatus, Reason};
+use crate::api::{DirectorySyncStatus, Reason, condition};
 
 /// First retry delay after a failure; doubles per consecutive failure, capped at the interval.
 pub const BACKOFF_START: Duration = Duration::from_secs(30);
@@ -134,7 +134,7 @@ pub fn requeue_after(until: Timestamp, now: Timestamp) -> Duration {
 
 /// The reason of the `Ready` condition in a status.
 pub fn ready_reason(status: &DirectorySyncStatus) -> Option<Reason> {
-    let c = status.conditions.iter().find(|c| c.type_ == super::status::READY)?;
+    let c = status.conditions.iter().find(|c| c.type_ == condition::READY)?;
     Reason::ALL.into_iter().find(|r| r.as_str() == c.reason)
 }
 

@@ -11,16 +11,12 @@ use serde_json::{Map, Value};
 
 use super::reconcile::next_due;
 use crate::Error;
+use crate::api::condition::{BITWARDEN_REACHABLE, READY, SOURCE_REACHABLE, SYNCED};
 use crate::api::{Changes, Condition, DirectorySync, DirectorySyncStatus, Reason};
 use crate::engine::{Outcome, SyncState};
 
 /// The one field manager of every write.
 pub const FIELD_MANAGER: &str = "dirsync";
-
-pub const READY: &str = "Ready";
-pub const SYNCED: &str = "Synced";
-pub const SOURCE_REACHABLE: &str = "SourceReachable";
-pub const BITWARDEN_REACHABLE: &str = "BitwardenReachable";
 
 /// The engine's memory, read from status.
 pub fn sync_state(status: Option<&DirectorySyncStatus>) -> SyncState {

@@ -2,7 +2,6 @@
 //! `sync-semantics.md` is a table-driven test.
 
 pub mod email;
-pub mod filter;
 pub mod flatten;
 pub mod guard;
 pub mod hash;

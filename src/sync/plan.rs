@@ -116,15 +116,57 @@ pub fn out_of_scope<'a>(prepared: &Prepared, members: &'a [OrgMember], options: 
     gone
 }
 
-pub fn plan<'a>(prepared: &'a Prepared, input: &PlanInput<'a>) -> Result<Plan<'a>, Error> {
-    let options = input.options;
+/// The requests a sync would send and their hash: the part of a plan that needs no reading of
+/// the organization, except its member list for `removeOutOfScope`.
+#[derive(Clone, Debug)]
+pub struct Draft<'a> {
+    pub requests: Vec<ImportRequest<'a>>,
+    pub hash: String,
+}
+
+impl Draft<'_> {
+    /// True when the plan's outcome does not depend on the organization: the request is the last
+    /// successful sync's, or the directory is empty (and `overwriteExisting` is off) and the guard
+    /// has no reason to look. Planning then needs no reading of the organization.
+    pub fn settles_without_organization(&self, prepared: &Prepared, input: &PlanInput) -> bool {
+        if is_empty(prepared, input.options) {
+            !empty_read_trips(input)
+        } else {
+            input.last_hash == Some(self.hash.as_str())
+        }
+    }
+}
+
+/// An empty read after a sync that had users is held back by the guard.
+fn empty_read_trips(input: &PlanInput) -> bool {
+    matches!(input.last_active_users, Some(n) if n > 0 && input.options.users)
+}
+
+fn is_empty(prepared: &Prepared, options: &SyncOptions) -> bool {
+    prepared.users.is_empty() && prepared.groups.is_empty() && !options.overwrite_existing
+}
+
+/// Builds the requests and their hash. `input.members` is used only for `removeOutOfScope`.
+pub fn draft<'a>(prepared: &'a Prepared, input: &PlanInput<'a>) -> Result<Draft<'a>, Error> {
     let gone = input
         .members
-        .map(|m| out_of_scope(prepared, m, options))
+        .map(|m| out_of_scope(prepared, m, input.options))
         .unwrap_or_default();
-    let requests = request::build(prepared, &gone, options)?;
+    let requests = request::build(prepared, &gone, input.options)?;
     let hash = sync_hash(input.api_url, input.organization_id, &requests);
+    Ok(Draft { requests, hash })
+}
 
+/// Drafts and assesses in one step.
+pub fn plan<'a>(prepared: &'a Prepared, input: &PlanInput<'a>) -> Result<Plan<'a>, Error> {
+    Ok(assess(prepared, draft(prepared, input)?, input))
+}
+
+/// Completes a draft into a plan: what it removes and changes (exact when the organization was
+/// read), and whether it is sent, unchanged, empty or held back by the guard.
+pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) -> Plan<'a> {
+    let options = input.options;
+    let Draft { requests, hash } = draft;
     let sent = || requests.iter().flat_map(|r| r.members.iter());
     let active_members = sent().filter(|m| !m.deleted).count() as u64;
     let (removals, removal_sample) = count_removals(&requests, input.members, options.overwrite_existing);
@@ -156,25 +198,24 @@ pub fn plan<'a>(prepared: &'a Prepared, input: &PlanInput<'a>) -> Result<Plan<'a
         complete: prepared.complete,
     };
 
-    if prepared.users.is_empty() && prepared.groups.is_empty() && !options.overwrite_existing {
+    if is_empty(prepared, options) {
         // Parity: an empty directory sends nothing. Beyond: if the last sync had users, an empty
         // read more likely means a broken filter than a company with nobody left, so say so.
-        plan.action = match input.last_active_users {
-            Some(n) if n > 0 && options.users => {
-                plan.guard = guard::check(&options.guard, &guard_input);
-                Action::GuardTripped
-            }
-            _ => Action::Empty,
+        plan.action = if empty_read_trips(input) {
+            plan.guard = guard::check(&options.guard, &guard_input);
+            Action::GuardTripped
+        } else {
+            Action::Empty
         };
         if plan.action == Action::GuardTripped && input.guard_override == Some(plan.hash.as_str()) {
             plan.overridden = true;
             plan.action = Action::Empty;
         }
-        return Ok(plan);
+        return plan;
     }
     if input.last_hash == Some(plan.hash.as_str()) {
         plan.action = Action::Unchanged;
-        return Ok(plan);
+        return plan;
     }
     if let Some(why) = guard::check(&options.guard, &guard_input) {
         plan.guard = Some(why);
@@ -184,7 +225,7 @@ pub fn plan<'a>(prepared: &'a Prepared, input: &PlanInput<'a>) -> Result<Plan<'a
             plan.action = Action::GuardTripped;
         }
     }
-    Ok(plan)
+    plan
 }
 
 /// Members the server removes: deleted entries that match a member who is not an owner, plus,

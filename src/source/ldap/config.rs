@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::api::LdapSource;
-use crate::api::validate::parse_duration;
+use crate::api::checks::{FieldErrors, is_loopback_host};
+use crate::api::validate::secret_key_ref;
 
 const P: &str = "spec.source.ldap";
 
@@ -79,40 +80,96 @@ pub fn class_filter(object_class: &str, filter: Option<&str>) -> String {
     }
 }
 
+/// Whether a filter's parentheses balance (backslash escapes skipped).
+fn balanced(filter: &str) -> bool {
+    let mut depth = 0i32;
+    let mut escaped = false;
+    for c in filter.chars() {
+        match c {
+            '\\' => escaped = !escaped,
+            '(' if !escaped => depth += 1,
+            ')' if !escaped => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            _ => escaped = false,
+        }
+        if c != '\\' {
+            escaped = false;
+        }
+    }
+    depth == 0
+}
+
 /// Adds a "changed since" condition to a filter.
 pub fn changed_since(filter: &str, attribute: &str, time: &str) -> String {
     format!("(&{filter}({attribute}>={time}))")
 }
 
-/// Resolves the spec into effective settings.
+/// Resolves the spec into effective settings, or says everything that is wrong with it.
 pub fn resolve(spec: &LdapSource) -> Result<Settings, Error> {
-    let url = reqwest::Url::parse(spec.url.trim())
-        .map_err(|e| Error::invalid(&format!("{P}.url"), format!("not a valid URL ({e})")))?;
-    let ldaps = match url.scheme() {
-        "ldaps" => true,
-        "ldap" => false,
-        other => {
-            return Err(Error::invalid(
-                &format!("{P}.url"),
-                format!("must use ldaps:// or ldap:// (got {other}://)"),
-            ));
+    check(spec).map_err(|e| Error::InvalidSpec(e.into_vec()))
+}
+
+/// Checks every field and resolves the defaults: the one place the LDAP settings are validated.
+pub fn check(spec: &LdapSource) -> Result<Settings, FieldErrors> {
+    let mut e = FieldErrors::default();
+    let url = e.url(&format!("{P}.url"), &spec.url, &["ldaps", "ldap"], &[]);
+    if let Some(url) = &url {
+        let plain = url.scheme() == "ldap";
+        if !plain && spec.start_tls {
+            e.add(
+                &format!("{P}.startTls"),
+                "StartTLS is for ldap:// URLs; an ldaps:// connection is already encrypted",
+            );
         }
-    };
-    let host = url.host_str().unwrap_or_default();
-    if host.is_empty() {
-        return Err(Error::invalid(&format!("{P}.url"), "the URL has no host"));
+        let loopback = url.host_str().is_some_and(is_loopback_host);
+        if plain && !spec.start_tls && !loopback && spec.bind_secret_ref.is_some() && !spec.allow_insecure_bind {
+            e.add(
+                &format!("{P}.url"),
+                "a simple bind over plain ldap:// sends the password in clear text: use \
+                 ldaps://, set startTls: true, or set allowInsecureBind: true",
+            );
+        }
     }
-    let port = url.port().unwrap_or(if ldaps { 636 } else { 389 });
-    let timeout = match &spec.timeout {
-        None => DEFAULT_TIMEOUT,
-        Some(t) => match parse_duration(t) {
-            Ok(d) if !d.is_zero() => d,
-            Ok(_) => {
-                return Err(Error::invalid(&format!("{P}.timeout"), "must be more than 0s"));
-            }
-            Err(m) => return Err(Error::invalid(&format!("{P}.timeout"), m)),
-        },
+    e.non_empty(&format!("{P}.rootPath"), &spec.root_path);
+    if spec.page_size == 0 || spec.page_size > 10_000 {
+        e.add(&format!("{P}.pageSize"), "must be between 1 and 10000");
+    }
+    let timeout = e.optional_duration(&format!("{P}.timeout"), &spec.timeout);
+    if let Some(b) = &spec.bind_secret_ref {
+        e.non_empty(&format!("{P}.bindSecretRef.name"), &b.name);
+        e.non_empty(&format!("{P}.bindSecretRef.usernameKey"), &b.username_key);
+        e.non_empty(&format!("{P}.bindSecretRef.passwordKey"), &b.password_key);
+    }
+    if let Some(tls) = &spec.tls {
+        if let Some(ca) = &tls.ca_secret_ref {
+            secret_key_ref(&mut e, &format!("{P}.tls.caSecretRef"), ca);
+        }
+        if let Some(c) = &tls.client_cert_secret_ref {
+            e.non_empty(&format!("{P}.tls.clientCertSecretRef.name"), &c.name);
+        }
+    }
+    for (path, filter) in [("users", &spec.users.filter), ("groups", &spec.groups.filter)] {
+        if let Some(f) = filter.as_deref().map(str::trim)
+            && !f.is_empty()
+            && !(f.starts_with('(') && f.ends_with(')') && balanced(f))
+        {
+            e.add(
+                &format!("{P}.{path}.filter"),
+                "must be an LDAP filter in parentheses, e.g. (department=Sales)",
+            );
+        }
+    }
+    let Some(url) = url.filter(|_| e.is_empty()) else {
+        return Err(e);
     };
+    let ldaps = url.scheme() == "ldaps";
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port().unwrap_or(if ldaps { 636 } else { 389 });
+    let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let ad = spec.active_directory;
     let root = spec.root_path.trim();
     let u = &spec.users;
@@ -268,6 +325,75 @@ mod tests {
         assert_eq!(
             changed_since("(objectClass=person)", "whenChanged", "20240101000000Z"),
             "(&(objectClass=person)(whenChanged>=20240101000000Z))"
+        );
+    }
+
+    fn paths(spec: &LdapSource) -> Vec<String> {
+        match check(spec) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.into_vec().into_iter().map(|e| e.path).collect(),
+        }
+    }
+
+    #[test]
+    fn plain_ldap_bind_needs_starttls_or_an_explicit_opt_in_except_on_loopback() {
+        let mut sp = spec(false);
+        sp.bind_secret_ref = Some(crate::api::BindSecretRef {
+            name: "bind".into(),
+            username_key: "username".into(),
+            password_key: "password".into(),
+        });
+        let set = |sp: &mut LdapSource, url: &str, start_tls: bool, allow: bool| {
+            sp.url = url.into();
+            sp.start_tls = start_tls;
+            sp.allow_insecure_bind = allow;
+        };
+        set(&mut sp, "ldap://dc1.corp.example", false, false);
+        assert_eq!(paths(&sp), vec!["spec.source.ldap.url"]);
+        set(&mut sp, "ldap://dc1.corp.example", true, false);
+        assert!(paths(&sp).is_empty());
+        set(&mut sp, "ldap://dc1.corp.example", false, true);
+        assert!(paths(&sp).is_empty());
+        set(&mut sp, "ldap://127.0.0.1:3890", false, false);
+        assert!(paths(&sp).is_empty());
+        set(&mut sp, "ldap://localhost:3890", false, false);
+        assert!(paths(&sp).is_empty());
+        set(&mut sp, "ldaps://dc1.corp.example", true, false);
+        assert_eq!(paths(&sp), vec!["spec.source.ldap.startTls"]);
+        set(&mut sp, "http://dc1.corp.example", false, false);
+        assert_eq!(paths(&sp), vec!["spec.source.ldap.url"]);
+    }
+
+    #[test]
+    fn ldap_filters_must_be_parenthesised() {
+        let mut sp = spec(false);
+        sp.users.filter = Some("department=Sales".into());
+        sp.groups.filter = Some("(&(cn=a)".into());
+        assert_eq!(
+            paths(&sp),
+            vec!["spec.source.ldap.users.filter", "spec.source.ldap.groups.filter"]
+        );
+        sp.users.filter = Some("(cn=a\\29b)".into());
+        sp.groups.filter = Some("(&(cn=a)(!(cn=b)))".into());
+        assert!(paths(&sp).is_empty());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let sp = LdapSource {
+            url: "ldaps://dc1".into(),
+            root_path: " ".into(),
+            page_size: 0,
+            timeout: Some("0s".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            paths(&sp),
+            [
+                "spec.source.ldap.rootPath",
+                "spec.source.ldap.pageSize",
+                "spec.source.ldap.timeout"
+            ]
         );
     }
 

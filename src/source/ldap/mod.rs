@@ -22,9 +22,10 @@ use ldap3::{Ldap, LdapError, Scope, SearchEntry};
 use self::config::{Settings, changed_since};
 use self::conn::Connector;
 use self::dn::DnKey;
-use super::{DirectorySource, ReadRequest, ReadResult};
+use super::{DirectorySource, Provider, ReadRequest, ReadResult};
 use crate::Error;
 use crate::api::LdapSource;
+use crate::api::checks::FieldErrors;
 use crate::secrets::SecretStore;
 use crate::sync::email::normalize_email;
 use crate::sync::model::{Directory, Group, User};
@@ -62,6 +63,23 @@ impl LdapDirectory {
 
     pub fn settings(&self) -> &Settings {
         &self.connector.settings
+    }
+}
+
+#[async_trait]
+impl Provider for LdapSource {
+    fn name(&self) -> &'static str {
+        "ldap"
+    }
+
+    fn validate(&self, errors: &mut FieldErrors) {
+        if let Err(e) = config::check(self) {
+            errors.extend(e.into_vec());
+        }
+    }
+
+    async fn connect(&self, secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
+        Ok(Box::new(LdapDirectory::connect(self, secrets).await?))
     }
 }
 

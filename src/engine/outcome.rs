@@ -1,0 +1,175 @@
+//! What a sync did, built in one place from the plan and what was sent.
+
+use crate::api::{Changes, PlanSummary, Reason, UserCounts};
+use crate::bitwarden::ImportRequest;
+use crate::sync::plan::{Action, Plan};
+use crate::sync::prepare::{LeftOut, Prepared};
+
+use super::SyncState;
+
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// `Synced`, `Unchanged`, `DryRun` or `Suspended`.
+    pub reason: Reason,
+    /// One line for the condition message.
+    pub message: String,
+    pub users: UserCounts,
+    pub groups: u64,
+    pub left_out: LeftOut,
+    pub changes: Changes,
+    /// Always computed; the status shows it in DryRun.
+    pub plan: Option<PlanSummary>,
+    /// The requests that were sent, in order (empty unless `Synced`).
+    pub sent: Vec<SentRequest>,
+    /// The users and groups of this sync (what `dirsync test` prints).
+    pub prepared: Prepared,
+    /// The state to keep for the next sync.
+    pub state: SyncState,
+    pub warnings: Vec<String>,
+    /// The guard tripped but the override let this plan through.
+    pub guard_overridden: bool,
+    /// Where requests go (empty when suspended).
+    pub api_url: String,
+    /// The read was complete. After an incremental read `users` and `groups` count only what
+    /// changed: keep the last complete counts for display.
+    pub complete: bool,
+}
+
+/// What one import request carried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SentRequest {
+    pub members: usize,
+    pub removals: usize,
+    pub groups: usize,
+    pub overwrite_existing: bool,
+    pub large_import: bool,
+}
+
+impl SentRequest {
+    pub fn of(request: &ImportRequest) -> SentRequest {
+        SentRequest {
+            members: request.members.len(),
+            removals: request.members.iter().filter(|m| m.deleted).count(),
+            groups: request.groups.len(),
+            overwrite_existing: request.overwrite_existing,
+            large_import: request.large_import,
+        }
+    }
+}
+
+/// The facts an outcome is built from.
+pub struct Facts<'a> {
+    pub prepared: &'a Prepared,
+    pub plan: &'a Plan<'a>,
+    /// The reason: `Synced`, `Unchanged` or `DryRun`.
+    pub reason: Reason,
+    /// The requests were sent (else nothing was).
+    pub sent: bool,
+    /// The organization's members were read, so changes are exact.
+    pub members_known: bool,
+    pub state: SyncState,
+    pub warnings: Vec<String>,
+    pub api_url: &'a str,
+}
+
+impl Outcome {
+    /// The outcome of a planned sync. `prepared` is left empty: the caller moves the prepared
+    /// directory in once the plan (which borrows it) is gone.
+    pub fn new(f: Facts) -> Outcome {
+        let plan = f.plan;
+        let summary = plan.summary(f.prepared);
+        let users = count_users(f.prepared);
+        let groups = f.prepared.groups.len() as u64;
+        let complete = f.prepared.complete;
+        let counts = if complete {
+            format!("{} users, {groups} groups", users.enabled)
+        } else {
+            format!("incremental read: {} changed users, {groups} groups", users.enabled)
+        };
+        let message = match f.reason {
+            Reason::DryRun => format!(
+                "{counts}; a sync would send {} active members, {} removals and {} groups in {} request(s){}",
+                summary.members,
+                summary.removals,
+                summary.groups,
+                summary.requests,
+                match plan.action {
+                    Action::Unchanged => " (unchanged since the last sync: nothing would be sent)",
+                    Action::Empty => " (the directory is empty: nothing would be sent)",
+                    _ => "",
+                }
+            ),
+            _ => match plan.action {
+                Action::Unchanged => format!("{counts}; nothing changed since the last sync"),
+                Action::Empty => "the directory returned no users and no groups; nothing was sent".to_string(),
+                Action::Send | Action::GuardTripped => {
+                    let mut m = if f.members_known {
+                        format!(
+                            "{counts}; {} invited, {} removed",
+                            plan.changes.invited, plan.changes.removed
+                        )
+                    } else {
+                        format!("{counts} sent ({} removals at most)", plan.removals)
+                    };
+                    if plan.overridden {
+                        m.push_str(" (guard overridden)");
+                    }
+                    m
+                }
+            },
+        };
+        Outcome {
+            reason: f.reason,
+            message,
+            users,
+            groups,
+            left_out: f.prepared.left_out,
+            changes: if f.sent { plan.changes } else { Changes::default() },
+            plan: Some(summary),
+            sent: if f.sent {
+                plan.requests.iter().map(SentRequest::of).collect()
+            } else {
+                Vec::new()
+            },
+            state: f.state,
+            warnings: f.warnings,
+            guard_overridden: plan.overridden,
+            api_url: f.api_url.to_string(),
+            complete,
+            prepared: Prepared::default(),
+        }
+    }
+
+    pub fn suspended(state: &SyncState) -> Outcome {
+        Outcome {
+            reason: Reason::Suspended,
+            message: "spec.suspend is true: no syncs run".to_string(),
+            users: UserCounts::default(),
+            groups: 0,
+            left_out: LeftOut::default(),
+            changes: Changes::default(),
+            plan: None,
+            sent: Vec::new(),
+            prepared: Prepared::default(),
+            state: state.clone(),
+            warnings: Vec::new(),
+            guard_overridden: false,
+            api_url: String::new(),
+            complete: false,
+        }
+    }
+}
+
+fn count_users(prepared: &Prepared) -> UserCounts {
+    let mut c = UserCounts::default();
+    for u in &prepared.users {
+        if u.deleted {
+            c.deleted += 1;
+        } else if u.disabled {
+            c.disabled += 1;
+        } else {
+            c.enabled += 1;
+        }
+    }
+    c
+}
