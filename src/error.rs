@@ -53,6 +53,23 @@ impl Error {
         }
     }
 
+    /// The same error with `note` appended to its message (field errors are left as they are).
+    pub fn with_note(self, note: &str) -> Error {
+        let add = |m: String| format!("{m}; {note}");
+        match self {
+            Error::SourceAuthFailed(m) => Error::SourceAuthFailed(add(m)),
+            Error::SourceUnavailable(m) => Error::SourceUnavailable(add(m)),
+            Error::BitwardenAuthFailed(m) => Error::BitwardenAuthFailed(add(m)),
+            Error::BitwardenUnavailable(m) => Error::BitwardenUnavailable(add(m)),
+            Error::BitwardenRejected(m) => Error::BitwardenRejected(add(m)),
+            Error::RateLimited(m) => Error::RateLimited(add(m)),
+            Error::DuplicateEmails(m) => Error::DuplicateEmails(add(m)),
+            Error::GuardTripped(m) => Error::GuardTripped(add(m)),
+            Error::Conflict(m) => Error::Conflict(add(m)),
+            other => other,
+        }
+    }
+
     /// A single invalid field.
     pub fn invalid(path: &str, message: impl Into<String>) -> Error {
         Error::InvalidSpec(vec![FieldError::new(path, message)])

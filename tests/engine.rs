@@ -145,8 +145,8 @@ async fn a_sync_sends_the_directory_then_skips_it_while_unchanged() {
         .await
         .unwrap();
     assert_eq!(first.reason, Reason::Synced);
-    assert_eq!(first.changes.invited, 3);
-    assert_eq!(first.changes.groups_created, 2);
+    assert_eq!(first.changes.invited, Some(3));
+    assert_eq!(first.changes.groups_created, Some(2));
     assert_eq!(first.message, "3 users, 2 groups; 3 invited, 0 removed");
     let imports = f.double.imports();
     assert_eq!(imports.len(), 1);
@@ -204,7 +204,7 @@ async fn a_sync_sends_the_directory_then_skips_it_while_unchanged() {
     f.directory.lock().unwrap().users.push(user(3));
     let changed = f.run(&spec, &forced.state, RunOptions::default()).await.unwrap();
     assert_eq!(changed.reason, Reason::Synced);
-    assert_eq!(changed.changes.invited, 1);
+    assert_eq!(changed.changes.invited, Some(1));
     assert_eq!(f.double.imports().len(), 3);
 }
 
@@ -228,8 +228,8 @@ async fn members_who_left_the_scope_are_removed_but_never_owners_admins_or_manua
         .await
         .unwrap();
     assert_eq!(out.reason, Reason::Synced);
-    assert_eq!(out.changes.removed, 1);
-    assert_eq!(out.changes.invited, 0);
+    assert_eq!(out.changes.removed, Some(1));
+    assert_eq!(out.changes.invited, Some(0));
     let import = &f.double.imports()[0];
     let deleted: Vec<&str> = import["members"]
         .as_array()
@@ -290,7 +290,7 @@ async fn the_guard_holds_back_a_mass_removal_until_overridden_for_that_exact_pla
     };
     let out = f.run(&spec, &SyncState::default(), right).await.unwrap();
     assert!(out.guard_overridden);
-    assert_eq!(out.changes.removed, 40);
+    assert_eq!(out.changes.removed, Some(40));
     assert_eq!(f.double.members().len(), 51, "50 synced users and the owner");
 }
 
@@ -431,7 +431,15 @@ async fn remove_out_of_scope_on_a_server_without_member_listing_says_to_turn_it_
         .await
         .unwrap();
     assert_eq!(out.reason, Reason::Synced);
-    assert_eq!(out.message, "3 users, 2 groups sent (0 removals at most)");
+    // Vaultwarden cannot say whom the import invited: the outcome says what was sent, and that
+    // the changes are unknown, never a count that is not known to be true.
+    assert_eq!(
+        out.message,
+        "3 users, 2 groups; 3 members and 0 removals sent; who was invited or removed is unknown \
+         (the server cannot list its members)"
+    );
+    assert_eq!((out.changes.invited, out.changes.removed), (None, None));
+    assert_eq!((out.changes.members_sent, out.changes.groups_sent), (3, 2));
 }
 
 #[tokio::test]
@@ -492,5 +500,142 @@ async fn an_incremental_read_sends_the_changes_and_keeps_the_last_complete_count
         f.double.members().len(),
         32,
         "the owner, 30 users and the new one: nobody removed"
+    );
+}
+
+#[tokio::test]
+async fn an_unchanged_incremental_read_is_not_a_guard_trip() {
+    let f = Fixture::new(company(30)).await;
+    let spec = f.spec(SyncOptions::default());
+    let first = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
+    // Nothing changed in the directory: the incremental read returns nothing.
+    *f.changes.lock().unwrap() = Some(Directory {
+        complete: false,
+        ..Default::default()
+    });
+    let imports = f.double.imports().len();
+    for _ in 0..2 {
+        let out = f.run(&spec, &first.state, RunOptions::default()).await.unwrap();
+        assert_eq!(out.reason, Reason::Unchanged, "{}", out.message);
+        assert!(out.message.contains("nothing changed"), "{}", out.message);
+        assert_eq!(out.state.last_active_users, Some(30));
+    }
+    assert_eq!(f.double.imports().len(), imports, "nothing was sent");
+}
+
+#[tokio::test]
+async fn overwrite_existing_is_refused_where_removals_can_be_neither_counted_nor_compared() {
+    let f = Fixture::new(company(100)).await;
+    f.double.vaultwarden_mode();
+    let overwrite = f.spec(SyncOptions {
+        overwrite_existing: true,
+        ..Default::default()
+    });
+    // No member listing (Vaultwarden) and no baseline (no state): nothing is sent.
+    let err = f
+        .run(&overwrite, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), Reason::GuardTripped);
+    assert!(err.to_string().contains("--state"), "{err}");
+    assert!(!err.to_string().contains("0 removals at most"), "{err}");
+    assert!(f.double.imports().is_empty());
+
+    // A first sync without overwriteExisting records the baseline...
+    let good = f
+        .run(
+            &f.spec(SyncOptions::default()),
+            &SyncState::default(),
+            RunOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(good.state.last_active_users, Some(100));
+    // ...then the filter shrinks to 10: the shrink guard holds it back.
+    *f.directory.lock().unwrap() = company(10);
+    let err = f.run(&overwrite, &good.state, RunOptions::default()).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::GuardTripped);
+    assert!(err.to_string().contains("90 fewer active users"), "{err}");
+    assert_eq!(f.double.imports().len(), 1, "only the good sync was sent");
+
+    // An unchanged directory with the baseline is sent, and says removals are not counted.
+    *f.directory.lock().unwrap() = company(100);
+    let out = f.run(&overwrite, &good.state, RunOptions::default()).await.unwrap();
+    assert_eq!(out.reason, Reason::Synced);
+    assert!(
+        out.message
+            .contains("overwriteExisting removed every synced member missing"),
+        "{}",
+        out.message
+    );
+    assert!(!out.message.contains("0 removals at most"), "{}", out.message);
+}
+
+/// The real client, with the third import answered by a failure.
+struct ThirdImportFails {
+    inner: dirsync::bitwarden::Client,
+    imports: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl BitwardenApi for ThirdImportFails {
+    fn api_url(&self) -> &str {
+        self.inner.api_url()
+    }
+    fn organization_id(&self) -> &str {
+        self.inner.organization_id()
+    }
+    async fn import(&self, request: &dirsync::bitwarden::ImportRequest) -> Result<(), Error> {
+        if self.imports.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2 {
+            return Err(Error::BitwardenUnavailable("Bitwarden answered HTTP 500".into()));
+        }
+        self.inner.import(request).await
+    }
+    async fn list_members(&self) -> Result<Option<Vec<dirsync::bitwarden::OrgMember>>, Error> {
+        self.inner.list_members().await
+    }
+    async fn list_groups(&self) -> Result<Option<Vec<dirsync::bitwarden::OrgGroup>>, Error> {
+        self.inner.list_groups().await
+    }
+}
+
+struct BatchFixture(Fixture);
+
+#[async_trait]
+impl Connector for BatchFixture {
+    async fn source(&self, spec: &DirectorySyncSpec, s: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
+        self.0.source(spec, s).await
+    }
+    async fn bitwarden(&self, _: &DirectorySyncSpec, _: &dyn SecretStore) -> Result<Box<dyn BitwardenApi>, Error> {
+        Ok(Box::new(ThirdImportFails {
+            inner: self.0.double.client(),
+            imports: Default::default(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_batched_import_that_fails_half_way_says_how_many_batches_were_applied() {
+    let f = BatchFixture(Fixture::new(company(4100)).await);
+    let spec = f.0.spec(SyncOptions {
+        large_import: true,
+        ..Default::default()
+    });
+    let err = engine::run(
+        &spec,
+        &SyncState::default(),
+        &RunOptions::default(),
+        &f.0.double.secrets(),
+        &f,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.reason(), Reason::BitwardenUnavailable);
+    assert!(
+        err.to_string().contains("2 of 4 import batches had been applied"),
+        "{err}"
     );
 }

@@ -84,17 +84,51 @@ pub struct UserCounts {
     pub deleted: u64,
 }
 
-/// Counts of what a sync sent (or, in a plan, would send).
+/// What a sync sent, and what that changed in the organization. A change count is absent when it
+/// is not known: a server that cannot list its members (Vaultwarden) does not say whom an import
+/// invited or removed, and dirsync never reports a number it does not know to be true.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Changes {
-    /// Members in the request that the organization did not have yet (all new ids when the
-    /// organization's members are not known).
-    pub invited: u64,
-    /// Members the request removes.
-    pub removed: u64,
-    pub groups_created: u64,
-    pub groups_updated: u64,
+    /// Active members in the requests.
+    #[serde(default)]
+    pub members_sent: u64,
+    /// Members sent as deleted (removals asked for).
+    #[serde(default)]
+    pub removals_sent: u64,
+    #[serde(default)]
+    pub groups_sent: u64,
+    /// Members in the requests that the organization did not have yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invited: Option<u64>,
+    /// Members the requests remove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_created: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_updated: Option<u64>,
+}
+
+impl Changes {
+    /// One line for messages, events and the CLI: the exact changes where they are known, else
+    /// what was sent and that the changes are unknown.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        match (self.invited, self.removed) {
+            (Some(i), Some(r)) => parts.push(format!("{i} invited, {r} removed")),
+            _ => parts.push(format!(
+                "{} members and {} removals sent (who was invited or removed is unknown: the server \
+                 cannot list its members)",
+                self.members_sent, self.removals_sent
+            )),
+        }
+        match (self.groups_created, self.groups_updated) {
+            (Some(c), Some(u)) => parts.push(format!("{c} groups created, {u} groups updated")),
+            _ => parts.push(format!("{} groups sent", self.groups_sent)),
+        }
+        parts.join(", ")
+    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -165,11 +165,7 @@ pub fn sync_text(outcome: &Outcome, api_url: &str) -> String {
     }
     let c = &outcome.changes;
     if !outcome.sent.is_empty() {
-        let _ = writeln!(
-            s,
-            "changes: {} invited, {} removed, {} groups created, {} groups updated",
-            c.invited, c.removed, c.groups_created, c.groups_updated
-        );
+        let _ = writeln!(s, "changes: {}", c.describe());
     }
     s
 }

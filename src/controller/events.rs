@@ -15,11 +15,8 @@ pub fn event_for(result: &Result<Outcome, Error>) -> Option<(EventType, Reason, 
             EventType::Normal,
             Reason::Synced,
             format!(
-                "{} invited, {} removed, {} groups created, {} groups updated ({} users, {} groups in the directory)",
-                o.changes.invited,
-                o.changes.removed,
-                o.changes.groups_created,
-                o.changes.groups_updated,
+                "{} ({} users, {} groups in the directory)",
+                o.changes.describe(),
                 o.users.enabled,
                 o.groups
             ),

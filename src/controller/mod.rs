@@ -251,9 +251,9 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
             o.complete
                 .then_some((o.users.enabled, o.users.disabled, o.users.deleted, o.groups)),
             (
-                o.changes.invited,
-                o.changes.removed,
-                o.changes.groups_created + o.changes.groups_updated,
+                o.changes.invited.unwrap_or(0),
+                o.changes.removed.unwrap_or(0),
+                o.changes.groups_sent,
             ),
         ),
         _ => (None, (0, 0, 0)),

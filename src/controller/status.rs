@@ -292,7 +292,7 @@ mod tests {
             complete: true,
             left_out: LeftOut::default(),
             changes: Changes {
-                invited: 3,
+                invited: Some(3),
                 ..Default::default()
             },
             plan: Some(PlanSummary {
@@ -322,7 +322,7 @@ mod tests {
         assert_eq!(ok.sync_hash.as_deref(), Some("hash-2"));
         assert_eq!(ok.last_synced_active_users, Some(3));
         assert_eq!(ok.users.unwrap().enabled, 3);
-        assert_eq!(ok.last_changes.unwrap().invited, 3);
+        assert_eq!(ok.last_changes.unwrap().invited, Some(3));
         assert_eq!(ok.next_sync_time.as_deref(), Some("2025-01-01T11:00:00Z"));
         assert_eq!(ok.sync_now_handled.as_deref(), Some("x"));
         assert!(ok.plan.is_none());

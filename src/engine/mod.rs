@@ -192,7 +192,6 @@ impl<'a> Session<'a> {
             input.groups = org.groups.as_deref();
         }
         let plan = plan::assess(&prepared, draft, &input);
-        let members_known = input.members.is_some();
 
         // Guard, dry run, send.
         if plan.action == Action::GuardTripped {
@@ -216,7 +215,14 @@ impl<'a> Session<'a> {
                         groups = request.groups.len(),
                         "sending import"
                     );
-                    bitwarden.import(request).await?;
+                    bitwarden.import(request).await.map_err(|e| match i {
+                        0 => e,
+                        applied => e.with_note(&format!(
+                            "{applied} of {} import batches had been applied; the next sync sends them all again \
+                             (an import is idempotent)",
+                            plan.requests.len()
+                        )),
+                    })?;
                 }
             }
             let mut next = state.clone();
@@ -240,7 +246,7 @@ impl<'a> Session<'a> {
             plan: &plan,
             reason,
             sent: reason == Reason::Synced,
-            members_known,
+            overwrite_existing: sync.overwrite_existing,
             state: next,
             warnings: read.warnings,
             api_url: bitwarden.api_url(),

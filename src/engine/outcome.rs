@@ -65,8 +65,8 @@ pub struct Facts<'a> {
     pub reason: Reason,
     /// The requests were sent (else nothing was).
     pub sent: bool,
-    /// The organization's members were read, so changes are exact.
-    pub members_known: bool,
+    /// `spec.sync.overwriteExisting`.
+    pub overwrite_existing: bool,
     pub state: SyncState,
     pub warnings: Vec<String>,
     pub api_url: &'a str,
@@ -103,13 +103,20 @@ impl Outcome {
                 Action::Unchanged => format!("{counts}; nothing changed since the last sync"),
                 Action::Empty => "the directory returned no users and no groups; nothing was sent".to_string(),
                 Action::Send | Action::GuardTripped => {
-                    let mut m = if f.members_known {
-                        format!(
-                            "{counts}; {} invited, {} removed",
-                            plan.changes.invited, plan.changes.removed
-                        )
-                    } else {
-                        format!("{counts} sent ({} removals at most)", plan.removals)
+                    let c = &plan.changes;
+                    let mut m = match (c.invited, c.removed) {
+                        (Some(i), Some(r)) => format!("{counts}; {i} invited, {r} removed"),
+                        _ => format!(
+                            "{counts}; {} members and {} removals sent; who was invited or removed is unknown \
+                             (the server cannot list its members){}",
+                            c.members_sent,
+                            c.removals_sent,
+                            if f.overwrite_existing {
+                                ", and overwriteExisting removed every synced member missing from the request"
+                            } else {
+                                ""
+                            }
+                        ),
                     };
                     if plan.overridden {
                         m.push_str(" (guard overridden)");

@@ -112,7 +112,8 @@ mod tests {
             (51, Some(1000), true),  // 51 > 10 and 5.1% > 5%
             (50, Some(1000), false), // exactly 5% is not more
             (11, Some(100), true),
-            (11, None, true), // no size known: the count decides
+            (11, None, true),  // no size known: the count decides
+            (10, None, false), // ...and exactly maxRemovals is not more
             (11, Some(0), true),
         ];
         for (removals, members, trips) in cases {

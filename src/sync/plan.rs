@@ -130,7 +130,7 @@ impl Draft<'_> {
     /// has no reason to look. Planning then needs no reading of the organization.
     pub fn settles_without_organization(&self, prepared: &Prepared, input: &PlanInput) -> bool {
         if is_empty(prepared, input.options) {
-            !empty_read_trips(input)
+            !prepared.complete || !empty_read_trips(input)
         } else {
             input.last_hash == Some(self.hash.as_str())
         }
@@ -140,6 +140,20 @@ impl Draft<'_> {
 /// An empty read after a sync that had users is held back by the guard.
 fn empty_read_trips(input: &PlanInput) -> bool {
     matches!(input.last_active_users, Some(n) if n > 0 && input.options.users)
+}
+
+/// `overwriteExisting` removes every synced member missing from the request. When the removals
+/// can be neither counted (no member listing) nor compared with a baseline (no earlier
+/// successful sync), nothing protects the organization: the sync is held back.
+fn unguarded_overwrite(input: &PlanInput) -> Option<String> {
+    (input.options.overwrite_existing && input.members.is_none() && input.last_active_users.is_none()).then(|| {
+        "overwriteExisting removes every synced member missing from the request, and this sync can \
+         check that against neither the organization (the server cannot list its members) nor an \
+         earlier successful sync (none is recorded). Run once without overwriteExisting to record \
+         a baseline and keep it (the status does in a cluster; the CLI needs --state), or use a \
+         server that lists members (GET /public/members)"
+            .to_string()
+    })
 }
 
 fn is_empty(prepared: &Prepared, options: &SyncOptions) -> bool {
@@ -200,9 +214,14 @@ pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) 
 
     if is_empty(prepared, options) {
         // Parity: an empty directory sends nothing. Beyond: if the last sync had users, an empty
-        // read more likely means a broken filter than a company with nobody left, so say so.
-        plan.action = if empty_read_trips(input) {
-            plan.guard = guard::check(&options.guard, &guard_input);
+        // complete read more likely means a broken filter than a company with nobody left, so
+        // say so. An incremental read that returns nothing means that nothing changed.
+        plan.action = if !prepared.complete {
+            Action::Unchanged
+        } else if empty_read_trips(input) {
+            plan.guard = Some(guard::check(&options.guard, &guard_input).unwrap_or_else(|| {
+                "the directory returned no users and no groups, though the last sync had users".to_string()
+            }));
             Action::GuardTripped
         } else {
             Action::Empty
@@ -217,7 +236,8 @@ pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) 
         plan.action = Action::Unchanged;
         return plan;
     }
-    if let Some(why) = guard::check(&options.guard, &guard_input) {
+    let why = guard::check(&options.guard, &guard_input).or_else(|| unguarded_overwrite(input));
+    if let Some(why) = why {
         plan.guard = Some(why);
         if input.guard_override == Some(plan.hash.as_str()) {
             plan.overridden = true;
@@ -272,44 +292,40 @@ fn count_removals(requests: &[ImportRequest], members: Option<&[OrgMember]>, ove
     (count, sample)
 }
 
+/// What the requests carry, and what they change where the organization was read. Removals are
+/// known only with the member listing (`removed` is its exact count then).
 fn changes(
     requests: &[ImportRequest],
     members: Option<&[OrgMember]>,
     groups: Option<&[OrgGroup]>,
     removed: u64,
 ) -> Changes {
-    let invited = members.map_or(0, |members| {
+    let sent_members = || requests.iter().flat_map(|r| r.members.iter());
+    let invited = members.map(|members| {
         let exts: HashSet<&str> = members.iter().filter_map(|m| m.external_id.as_deref()).collect();
         let emails: HashSet<String> = members
             .iter()
             .filter_map(|m| m.email.as_deref())
             .map(str::to_lowercase)
             .collect();
-        requests
-            .iter()
-            .flat_map(|r| r.members.iter())
+        sent_members()
             .filter(|m| !m.deleted && !exts.contains(m.external_id.as_ref()) && !emails.contains(m.email.as_ref()))
             .count() as u64
     });
-    let sent_groups = requests.iter().flat_map(|r| r.groups.iter());
-    let (created, updated) = match groups {
-        Some(existing) => {
-            let exts: HashSet<&str> = existing.iter().filter_map(|g| g.external_id.as_deref()).collect();
-            sent_groups.fold((0, 0), |(c, u), g| {
-                if exts.contains(g.external_id.as_ref()) {
-                    (c, u + 1)
-                } else {
-                    (c + 1, u)
-                }
-            })
-        }
-        None => (0, sent_groups.count() as u64),
-    };
+    let sent_groups = || requests.iter().flat_map(|r| r.groups.iter());
+    let created = groups.map(|existing| {
+        let exts: HashSet<&str> = existing.iter().filter_map(|g| g.external_id.as_deref()).collect();
+        sent_groups().filter(|g| !exts.contains(g.external_id.as_ref())).count() as u64
+    });
+    let groups_sent = sent_groups().count() as u64;
     Changes {
+        members_sent: sent_members().filter(|m| !m.deleted).count() as u64,
+        removals_sent: sent_members().filter(|m| m.deleted).count() as u64,
+        groups_sent,
         invited,
-        removed,
+        removed: members.map(|_| removed),
         groups_created: created,
-        groups_updated: updated,
+        groups_updated: created.map(|c| groups_sent - c),
     }
 }
 
@@ -491,7 +507,7 @@ mod tests {
             .collect();
         assert_eq!(removed, vec![("left-1", true), ("left-2", true)]);
         assert_eq!(plan.removals, 2);
-        assert_eq!(plan.changes.invited, 99 - 1, "u0 exists; u5 matches by email");
+        assert_eq!(plan.changes.invited, Some(99 - 1), "u0 exists; u5 matches by email");
     }
 
     #[test]
@@ -610,9 +626,19 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!((plan.changes.groups_created, plan.changes.groups_updated), (1, 1));
+        assert_eq!(
+            (plan.changes.groups_created, plan.changes.groups_updated),
+            (Some(1), Some(1))
+        );
         let unknown = super::plan(&p, &input(&options)).unwrap();
-        assert_eq!((unknown.changes.groups_created, unknown.changes.groups_updated), (0, 2));
+        // Without the group listing, what is created is unknown: never a guess.
+        assert_eq!(
+            (unknown.changes.groups_created, unknown.changes.groups_updated),
+            (None, None)
+        );
+        assert_eq!(unknown.changes.groups_sent, 2);
+        assert_eq!(unknown.changes.invited, None);
+        assert_eq!(unknown.changes.removed, None);
     }
 
     #[test]
@@ -625,5 +651,183 @@ mod tests {
         assert_eq!(s.sample_members.len(), 5);
         assert_eq!(s.sample_groups, vec!["G"]);
         assert_eq!(s.hash, plan.hash);
+    }
+
+    fn empty(complete: bool) -> Prepared {
+        Prepared {
+            complete,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn an_incremental_read_that_returns_nothing_means_nothing_changed() {
+        let options = SyncOptions::default();
+        let after = PlanInput {
+            last_active_users: Some(40),
+            last_hash: Some("h"),
+            ..input(&options)
+        };
+        let incremental = empty(false);
+        let d = draft(&incremental, &after).unwrap();
+        assert!(d.settles_without_organization(&incremental, &after));
+        let p = assess(&incremental, d, &after);
+        assert_eq!(p.action, Action::Unchanged);
+        assert_eq!(p.guard, None);
+        // A complete read that returns nothing after a sync with users trips, with a reason.
+        let complete = empty(true);
+        let p = plan(&complete, &after).unwrap();
+        assert_eq!(p.action, Action::GuardTripped);
+        assert!(!p.guard.unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_empty_read_trips_only_after_a_sync_that_had_users_and_only_when_users_are_synced() {
+        let options = SyncOptions::default();
+        let after_none = PlanInput {
+            last_active_users: Some(0),
+            ..input(&options)
+        };
+        let nothing = empty(true);
+        assert_eq!(plan(&nothing, &after_none).unwrap().action, Action::Empty);
+        let groups_only = SyncOptions {
+            users: false,
+            ..Default::default()
+        };
+        let p = plan(
+            &nothing,
+            &PlanInput {
+                last_active_users: Some(40),
+                ..input(&groups_only)
+            },
+        )
+        .unwrap();
+        assert_eq!(p.action, Action::Empty);
+    }
+
+    #[test]
+    fn the_override_lets_an_empty_read_pass_as_empty() {
+        let options = SyncOptions::default();
+        let after = PlanInput {
+            last_active_users: Some(40),
+            ..input(&options)
+        };
+        let nothing = empty(true);
+        let tripped = plan(&nothing, &after).unwrap();
+        assert_eq!(tripped.action, Action::GuardTripped);
+        let p = plan(
+            &nothing,
+            &PlanInput {
+                guard_override: Some(&tripped.hash),
+                ..after
+            },
+        )
+        .unwrap();
+        assert_eq!((p.action, p.overridden), (Action::Empty, true));
+    }
+
+    #[test]
+    fn overwrite_existing_without_a_member_listing_or_a_baseline_is_held_back() {
+        let options = SyncOptions {
+            overwrite_existing: true,
+            ..Default::default()
+        };
+        let p = prepared(10);
+        let unguarded = plan(&p, &input(&options)).unwrap();
+        assert_eq!(unguarded.action, Action::GuardTripped);
+        assert!(
+            unguarded.guard.as_ref().unwrap().contains("--state"),
+            "{:?}",
+            unguarded.guard
+        );
+        // A baseline protects it: a small shrink passes, a large one trips.
+        let with = |last: u64| {
+            plan(
+                &p,
+                &PlanInput {
+                    last_active_users: Some(last),
+                    ..input(&options)
+                },
+            )
+            .unwrap()
+            .action
+        };
+        assert_eq!(with(10), Action::Send);
+        assert_eq!(with(100), Action::GuardTripped);
+        // So does a member listing.
+        let members: Vec<OrgMember> = (0..10)
+            .map(|i| member(Some(&format!("u{i:03}")), &format!("u{i}@x.com"), 2))
+            .collect();
+        let listed = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(listed.action, Action::Send);
+    }
+
+    #[test]
+    fn either_removal_option_alone_arms_the_shrink_guard() {
+        let p = prepared(10);
+        for options in [
+            SyncOptions {
+                overwrite_existing: true,
+                ..Default::default()
+            },
+            SyncOptions {
+                remove_out_of_scope: true,
+                ..Default::default()
+            },
+        ] {
+            let members: Vec<OrgMember> = (0..10)
+                .map(|i| member(Some(&format!("u{i:03}")), &format!("u{i}@x.com"), 2))
+                .collect();
+            let shrunk = plan(
+                &p,
+                &PlanInput {
+                    last_active_users: Some(100),
+                    members: Some(&members),
+                    ..input(&options)
+                },
+            )
+            .unwrap();
+            assert_eq!(shrunk.action, Action::GuardTripped, "{options:?}");
+            assert!(shrunk.guard.unwrap().contains("90 fewer active users"));
+        }
+        // Neither: a shrinking directory removes nobody, so it is sent.
+        let options = SyncOptions::default();
+        let p2 = plan(
+            &p,
+            &PlanInput {
+                last_active_users: Some(100),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(p2.action, Action::Send);
+    }
+
+    #[test]
+    fn members_added_by_hand_do_not_count_as_synced_members() {
+        // Every directory user is deleted: no active users, a complete read. The organization
+        // has only members added by hand, so there was nothing synced to lose: no trip.
+        let options = SyncOptions::default();
+        let mut p = prepared(3);
+        for u in &mut p.users {
+            u.deleted = true;
+        }
+        let members = vec![member(None, "a@x.com", 2), member(Some(""), "b@x.com", 2)];
+        let out = plan(
+            &p,
+            &PlanInput {
+                members: Some(&members),
+                ..input(&options)
+            },
+        )
+        .unwrap();
+        assert_eq!(out.action, Action::Send, "{:?}", out.guard);
     }
 }

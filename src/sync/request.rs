@@ -159,6 +159,24 @@ mod tests {
     }
 
     #[test]
+    fn users_and_groups_together_decide_the_batching() {
+        let options = SyncOptions {
+            large_import: true,
+            ..Default::default()
+        };
+        // More groups than users: 10 + 2500 objects are batched.
+        let p = prepared(10, 2500);
+        let shape: Vec<(usize, usize)> = build(&p, &[], &options)
+            .unwrap()
+            .iter()
+            .map(|r| (r.members.len(), r.groups.len()))
+            .collect();
+        assert_eq!(shape, vec![(10, 0), (0, 2000), (0, 500)]);
+        // 1500 + 1000: neither alone is over 2000, both together are.
+        assert_eq!(build(&prepared(1500, 1000), &[], &options).unwrap().len(), 2);
+    }
+
+    #[test]
     fn large_import_at_or_below_2000_objects_is_one_request() {
         let options = SyncOptions {
             large_import: true,
