@@ -3,6 +3,7 @@
 //! repository: `DIRSYNC_VENDOR_SPECS` names the directory holding them (CI sets it and fails
 //! without them; see `.ci/run`).
 
+use std::io::Write;
 use std::path::PathBuf;
 
 /// The environment variable naming the directory of vendor API descriptions.
@@ -17,7 +18,10 @@ pub const VENDOR_SPECS_VAR: &str = "DIRSYNC_VENDOR_SPECS";
 /// - Variable set but the file missing: panics. A check that was asked for never passes silently.
 pub fn vendor_spec(name: &str, checks: &str) -> Option<PathBuf> {
     let Some(dir) = std::env::var_os(VENDOR_SPECS_VAR) else {
-        eprintln!(
+        // Straight to stderr, not `eprintln!`, which the test harness captures: the line shows in
+        // a plain `cargo test` run.
+        let _ = writeln!(
+            std::io::stderr(),
             "vendor API description checks skipped ({checks}): set {VENDOR_SPECS_VAR} to the directory holding {name}"
         );
         return None;
