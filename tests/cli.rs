@@ -327,3 +327,33 @@ async fn crd_prints_the_committed_crd() {
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/directorysync.yaml")).unwrap();
     assert_eq!(run.stdout, committed);
 }
+
+/// Logs written to a file or a pipe (here: the pipe `Command::output` reads) are plain text, with
+/// no ANSI colour codes to garble log files and collectors.
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_to_a_pipe_carry_no_colour_codes() {
+    let s = Setup::new().await;
+    let file = s.manifests(ROOT_PW, "{}");
+    let args = args(&[
+        "test",
+        "-f",
+        file.to_str().unwrap(),
+        "--log-level",
+        "info",
+        "--log-format",
+        "text",
+    ]);
+    let run = dirsync(args).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The check means something only if log lines were written.
+    assert!(
+        run.stderr.contains("INFO") && run.stderr.contains("reading the directory"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        !run.stderr.contains('\x1b'),
+        "ANSI escape codes in logs to a pipe: {:?}",
+        run.stderr
+    );
+}

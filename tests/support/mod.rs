@@ -9,3 +9,4 @@ pub mod kube;
 pub mod samba;
 pub mod secrets;
 pub mod slapd;
+pub mod vendor;
