@@ -35,10 +35,11 @@ pub struct LdapSource {
     /// Upgrade an `ldap://` connection with StartTLS before binding.
     #[serde(default)]
     pub start_tls: bool,
-    /// Allow a simple bind over plain `ldap://` without StartTLS to a non-loopback host. The
-    /// password then crosses the network in clear text.
+    /// Allow plain `ldap://` without StartTLS to a host that is not loopback. Everything then
+    /// crosses the network in clear text and unauthenticated: the bind password, and the
+    /// directory's answers, which decide who is invited to the organization.
     #[serde(default)]
-    pub allow_insecure_bind: bool,
+    pub allow_cleartext: bool,
     /// Active Directory semantics and defaults.
     #[serde(default)]
     pub active_directory: bool,

@@ -20,6 +20,8 @@ pub struct Settings {
     pub endpoint: String,
     pub ldaps: bool,
     pub start_tls: bool,
+    /// Plain `ldap://` to a host that is not loopback, allowed by `allowCleartext`.
+    pub cleartext: bool,
     pub active_directory: bool,
     pub page_size: u32,
     pub timeout: Duration,
@@ -126,11 +128,13 @@ pub fn check(spec: &LdapSource) -> Result<Settings, FieldErrors> {
             );
         }
         let loopback = url.host_str().is_some_and(is_loopback_host);
-        if plain && !spec.start_tls && !loopback && spec.bind_secret_ref.is_some() && !spec.allow_insecure_bind {
+        if plain && !spec.start_tls && !loopback && !spec.allow_cleartext {
             e.add(
                 &format!("{P}.url"),
-                "a simple bind over plain ldap:// sends the password in clear text: use \
-                 ldaps://, set startTls: true, or set allowInsecureBind: true",
+                "plain ldap:// to a host that is not loopback is unencrypted and unauthenticated: \
+                 anyone on the path can read the bind password and forge the directory's answers \
+                 (and so who is invited). Use ldaps://, or set startTls: true, or, only if you \
+                 accept that, allowCleartext: true",
             );
         }
     }
@@ -168,6 +172,7 @@ pub fn check(spec: &LdapSource) -> Result<Settings, FieldErrors> {
     };
     let ldaps = url.scheme() == "ldaps";
     let host = url.host_str().unwrap_or_default();
+    let cleartext = !ldaps && !spec.start_tls && !is_loopback_host(host);
     let port = url.port().unwrap_or(if ldaps { 636 } else { 389 });
     let timeout = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let ad = spec.active_directory;
@@ -214,6 +219,7 @@ pub fn check(spec: &LdapSource) -> Result<Settings, FieldErrors> {
         endpoint: format!("{host}:{port}"),
         ldaps,
         start_tls: spec.start_tls,
+        cleartext,
         active_directory: ad,
         page_size: spec.page_size.clamp(1, 10_000),
         timeout,
@@ -336,18 +342,23 @@ mod tests {
     }
 
     #[test]
-    fn plain_ldap_bind_needs_starttls_or_an_explicit_opt_in_except_on_loopback() {
+    fn plain_ldap_needs_starttls_or_an_explicit_opt_in_except_on_loopback() {
         let mut sp = spec(false);
-        sp.bind_secret_ref = Some(crate::api::BindSecretRef {
-            name: "bind".into(),
-            username_key: "username".into(),
-            password_key: "password".into(),
-        });
         let set = |sp: &mut LdapSource, url: &str, start_tls: bool, allow: bool| {
             sp.url = url.into();
             sp.start_tls = start_tls;
-            sp.allow_insecure_bind = allow;
+            sp.allow_cleartext = allow;
         };
+        // Anonymous or not: a forged directory could get anyone invited.
+        for bind in [None, Some("bind")] {
+            sp.bind_secret_ref = bind.map(|name| crate::api::BindSecretRef {
+                name: name.into(),
+                username_key: "username".into(),
+                password_key: "password".into(),
+            });
+            set(&mut sp, "ldap://ldap.corp.example:389", false, false);
+            assert_eq!(paths(&sp), vec!["spec.source.ldap.url"], "bind {bind:?}");
+        }
         set(&mut sp, "ldap://dc1.corp.example", false, false);
         assert_eq!(paths(&sp), vec!["spec.source.ldap.url"]);
         set(&mut sp, "ldap://dc1.corp.example", true, false);

@@ -109,6 +109,11 @@ impl Connector {
     }
 
     /// The bind DN, for messages (never the password).
+    /// Plain `ldap://` without StartTLS to a host that is not loopback (`allowCleartext`).
+    pub fn cleartext(&self) -> bool {
+        self.settings.cleartext
+    }
+
     pub fn bind_dn(&self) -> Option<&str> {
         self.bind.as_ref().map(|b| b.0.as_str())
     }

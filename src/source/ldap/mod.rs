@@ -208,6 +208,12 @@ impl<'a> Reader<'a> {
                 s.url
             ));
         }
+        if self.c.cleartext() {
+            warnings.push(format!(
+                "the connection to {} is not encrypted (allowCleartext)",
+                s.url
+            ));
+        }
 
         // Users, and the index group membership is resolved against.
         let mut read_groups = request.groups;
