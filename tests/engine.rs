@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use dirsync::Error;
-use dirsync::api::{DirectorySyncSpec, LdapSource, Mode, Reason, SourceSpec, SyncOptions};
+use dirsync::api::{DirectorySyncSpec, LdapSource, Mode, PendingCause, Reason, SourceSpec, SyncOptions};
 use dirsync::bitwarden::BitwardenApi;
 use dirsync::engine::{self, Connector, Outcome, RunOptions, SyncState};
 use dirsync::secrets::SecretStore;
@@ -638,4 +638,94 @@ async fn a_batched_import_that_fails_half_way_says_how_many_batches_were_applied
         err.to_string().contains("2 of 4 import batches had been applied"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_grace_period_holds_removals_until_the_member_has_been_gone_for_all_of_it() {
+    let f = Fixture::new(company(5)).await;
+    let spec = f.spec(SyncOptions {
+        remove_out_of_scope: true,
+        remove_disabled: true,
+        removal_grace_period: Some("2s".into()),
+        ..Default::default()
+    });
+    let first = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(f.double.members().len(), 6, "5 users and the owner");
+
+    // user4 leaves the directory, user3 is disabled.
+    let mut dir = company(4);
+    dir.users[3].disabled = true;
+    *f.directory.lock().unwrap() = dir;
+    let held = f.run(&spec, &first.state, RunOptions::default()).await.unwrap();
+    let pending: Vec<(&str, PendingCause)> = held
+        .state
+        .pending_removals
+        .iter()
+        .map(|p| (p.external_id.as_str(), p.cause))
+        .collect();
+    assert_eq!(
+        pending,
+        [("u0003", PendingCause::Disabled), ("u0004", PendingCause::OutOfScope)]
+    );
+    assert_eq!(held.plan.as_ref().unwrap().pending_removals, 2);
+    assert!(f.double.member("user3@corp.example").is_some());
+    assert!(f.double.member("user4@corp.example").is_some());
+    let remove_at = held.state.pending_removals[0].remove_at.clone();
+
+    // Still within the period: nothing removed, the clock kept.
+    let again = f.run(&spec, &held.state, RunOptions::default()).await.unwrap();
+    assert_eq!(again.state.pending_removals[0].remove_at, remove_at);
+    assert_eq!(f.double.members().len(), 6);
+
+    // The period has passed: both go, nothing is pending.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let due = f.run(&spec, &again.state, RunOptions::default()).await.unwrap();
+    assert_eq!(due.reason, Reason::Synced);
+    assert!(due.state.pending_removals.is_empty());
+    assert_eq!(due.changes.removed, Some(2));
+    assert!(f.double.member("user3@corp.example").is_none());
+    assert!(f.double.member("user4@corp.example").is_none());
+}
+
+#[tokio::test]
+async fn a_pending_member_who_comes_back_is_forgotten() {
+    let f = Fixture::new(company(5)).await;
+    let spec = f.spec(SyncOptions {
+        remove_out_of_scope: true,
+        removal_grace_period: Some("1h".into()),
+        ..Default::default()
+    });
+    let first = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
+    *f.directory.lock().unwrap() = company(4);
+    let held = f.run(&spec, &first.state, RunOptions::default()).await.unwrap();
+    assert_eq!(held.state.pending_removals.len(), 1);
+    *f.directory.lock().unwrap() = company(5);
+    let back = f.run(&spec, &held.state, RunOptions::default()).await.unwrap();
+    assert!(back.state.pending_removals.is_empty());
+    assert_eq!(f.double.members().len(), 6, "nobody was removed");
+}
+
+#[tokio::test]
+async fn the_guard_counts_pending_removals() {
+    let f = Fixture::new(company(100)).await;
+    let spec = f.spec(SyncOptions {
+        remove_out_of_scope: true,
+        removal_grace_period: Some("24h".into()),
+        ..Default::default()
+    });
+    let first = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
+    // 20 of 100 leave at once: removing them later would still be a mass removal.
+    *f.directory.lock().unwrap() = company(80);
+    let err = f.run(&spec, &first.state, RunOptions::default()).await.unwrap_err();
+    assert_eq!(err.reason(), Reason::GuardTripped);
+    assert!(err.to_string().contains("20 of them pending"), "{err}");
 }

@@ -143,6 +143,12 @@ pub struct SyncOptions {
     /// Remove synced members that left the directory scope (reads the organization's members).
     #[serde(default)]
     pub remove_out_of_scope: bool,
+    /// Beyond Directory Connector: a member that `removeOutOfScope` or `removeDisabled` would
+    /// remove is removed only once it has been gone (or disabled) for this long, a duration
+    /// (`72h`); until then it is listed in `status.pendingRemovals`. Users the directory
+    /// reports deleted are removed at once. Off when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removal_grace_period: Option<String>,
     #[serde(default)]
     pub guard: GuardSpec,
 }
@@ -158,6 +164,7 @@ impl Default for SyncOptions {
             large_import: false,
             invite_users: true,
             remove_out_of_scope: false,
+            removal_grace_period: None,
             guard: GuardSpec::default(),
         }
     }

@@ -46,6 +46,10 @@ pub struct DirectorySyncStatus {
     /// Provider state for incremental reads (delta links, last-read times).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub cursor: BTreeMap<String, String>,
+    /// `sync.removalGracePeriod`: members that would be removed, and when they will be if they
+    /// stay gone (or disabled). Kept between syncs; the guard's limits count them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_removals: Vec<PendingRemoval>,
     /// Settings that weaken security and are on (e.g. TLS verification off).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -56,6 +60,31 @@ pub struct DirectorySyncStatus {
     /// triggers a new sync.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets_hash: Option<String>,
+}
+
+/// A member held back from removal by `sync.removalGracePeriod`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingRemoval {
+    pub external_id: String,
+    #[serde(default)]
+    pub email: String,
+    /// `Disabled` (the directory disables the user, with `removeDisabled`) or `OutOfScope`
+    /// (the user left the directory's scope, with `removeOutOfScope`).
+    pub cause: PendingCause,
+    /// When a read first found the member gone (or disabled), RFC 3339.
+    #[schemars(extend("format" = "date-time"))]
+    pub since: String,
+    /// When the member will be removed if still gone (or disabled), RFC 3339.
+    #[schemars(extend("format" = "date-time"))]
+    pub remove_at: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PendingCause {
+    #[default]
+    Disabled,
+    OutOfScope,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -148,6 +177,13 @@ pub struct PlanSummary {
     pub sample_members: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sample_removals: Vec<String>,
+    /// Members held back by `sync.removalGracePeriod` (listed in `status.pendingRemovals`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pending_removals: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sample_groups: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -59,6 +59,7 @@ fn validate_sync(e: &mut FieldErrors, sync: &SyncOptions) {
     if !sync.users && !sync.groups {
         e.add("spec.sync", "users and groups are both off: nothing would be synced");
     }
+    e.optional_duration("spec.sync.removalGracePeriod", &sync.removal_grace_period);
     if sync.guard.max_removal_percent > 100 {
         e.add("spec.sync.guard.maxRemovalPercent", "must be between 0 and 100");
     }

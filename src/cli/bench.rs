@@ -93,6 +93,11 @@ pub fn run(users: usize, groups: usize, out: &mut dyn std::io::Write) -> std::io
             members: None,
             groups: None,
             guard_override: None,
+            grace: crate::sync::grace::GraceInput {
+                period: None,
+                now: jiff::Timestamp::now(),
+                pending: &[],
+            },
         },
     )
     .expect("plan");

@@ -115,6 +115,7 @@ async fn run_inner(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std:
             requests: outcome.sent.len(),
             sync_hash: outcome.state.sync_hash.as_deref(),
             warnings: &outcome.warnings,
+            pending_removals: &outcome.pending_removals,
         };
         write(out, &(serde_json::to_string_pretty(&json).expect("serialises") + "\n"))?;
     } else {

@@ -140,7 +140,27 @@ pub fn test_text(outcome: &Outcome) -> String {
             plan.members, plan.removals, plan.groups, plan.requests, plan.hash
         );
     }
+    pending_lines(&mut s, outcome);
     s
+}
+
+/// The removals waiting for `removalGracePeriod`, one line each (the guard keeps the list short).
+fn pending_lines(s: &mut String, outcome: &Outcome) {
+    if outcome.pending_removals.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "pending removals (removalGracePeriod): {}",
+        outcome.pending_removals.len()
+    );
+    for p in &outcome.pending_removals {
+        let _ = writeln!(
+            s,
+            "  {}  [{}]  {:?} since {}, removed at {} if still so",
+            p.email, p.external_id, p.cause, p.since, p.remove_at
+        );
+    }
 }
 
 /// What `dirsync sync` prints: what it sent and what changed.
@@ -167,6 +187,7 @@ pub fn sync_text(outcome: &Outcome, api_url: &str) -> String {
     if !outcome.sent.is_empty() {
         let _ = writeln!(s, "changes: {}", c.describe());
     }
+    pending_lines(&mut s, outcome);
     s
 }
 
@@ -182,4 +203,6 @@ pub struct SyncJson<'a> {
     pub requests: usize,
     pub sync_hash: Option<&'a str>,
     pub warnings: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub pending_removals: &'a [crate::api::PendingRemoval],
 }

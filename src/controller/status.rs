@@ -28,6 +28,7 @@ pub fn sync_state(status: Option<&DirectorySyncStatus>) -> SyncState {
         cursor: s.cursor.clone(),
         last_active_users: s.last_synced_active_users,
         last_successful_sync_time: s.last_successful_sync_time.clone(),
+        pending_removals: s.pending_removals.clone(),
     }
 }
 
@@ -36,6 +37,7 @@ fn put_state(status: &mut DirectorySyncStatus, state: &SyncState) {
     status.cursor = state.cursor.clone();
     status.last_synced_active_users = state.last_active_users;
     status.last_successful_sync_time = state.last_successful_sync_time.clone();
+    status.pending_removals = state.pending_removals.clone();
 }
 
 /// What the status records about the attempt besides its result.
@@ -295,6 +297,7 @@ mod tests {
                 invited: Some(3),
                 ..Default::default()
             },
+            pending_removals: Vec::new(),
             plan: Some(PlanSummary {
                 members: 3,
                 ..Default::default()

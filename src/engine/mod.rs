@@ -12,11 +12,12 @@ use jiff::Timestamp;
 use tracing::info;
 
 use crate::Error;
-use crate::api::checks::FieldErrors;
+use crate::api::checks::{FieldErrors, parse_duration};
 use crate::api::{DirectorySyncSpec, FieldError, Mode, Reason};
 use crate::bitwarden::{BitwardenApi, OrgGroup, OrgMember};
 use crate::secrets::SecretStore;
 use crate::source::{self, DirectorySource, ReadRequest};
+use crate::sync::grace::GraceInput;
 use crate::sync::plan::{self, Action, PlanInput};
 use crate::sync::prepare::{PrepareOptions, prepare};
 
@@ -180,6 +181,15 @@ impl<'a> Session<'a> {
             members: early.as_ref().and_then(|o| o.members.as_deref()),
             groups: None,
             guard_override: options.guard_override.as_deref(),
+            grace: GraceInput {
+                // Validated above: an unparsable value cannot reach here.
+                period: sync
+                    .removal_grace_period
+                    .as_deref()
+                    .and_then(|d| parse_duration(d).ok()),
+                now,
+                pending: &state.pending_removals,
+            },
         };
         let draft = plan::draft(&prepared, &input)?;
         let late = if early.is_none() && !dry_run && !draft.settles_without_organization(&prepared, &input) {
@@ -234,6 +244,7 @@ impl<'a> Session<'a> {
                 next.last_active_users = Some(plan.active_members);
             }
             next.last_successful_sync_time = Some(now.to_string());
+            next.pending_removals = plan.pending.clone();
             let reason = if plan.action == Action::Send {
                 Reason::Synced
             } else {

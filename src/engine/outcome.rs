@@ -1,6 +1,6 @@
 //! What a sync did, built in one place from the plan and what was sent.
 
-use crate::api::{Changes, PlanSummary, Reason, UserCounts};
+use crate::api::{Changes, PendingRemoval, PlanSummary, Reason, UserCounts};
 use crate::bitwarden::ImportRequest;
 use crate::sync::plan::{Action, Plan};
 use crate::sync::prepare::{LeftOut, Prepared};
@@ -19,6 +19,9 @@ pub struct Outcome {
     pub changes: Changes,
     /// Always computed; the status shows it in DryRun.
     pub plan: Option<PlanSummary>,
+    /// Removals waiting for `removalGracePeriod` (this sync's view; the state keeps it after an
+    /// applied sync).
+    pub pending_removals: Vec<PendingRemoval>,
     /// The requests that were sent, in order (empty unless `Synced`).
     pub sent: Vec<SentRequest>,
     /// The users and groups of this sync (what `dirsync test` prints).
@@ -133,6 +136,7 @@ impl Outcome {
             left_out: f.prepared.left_out,
             changes: if f.sent { plan.changes } else { Changes::default() },
             plan: Some(summary),
+            pending_removals: plan.pending.clone(),
             sent: if f.sent {
                 plan.requests.iter().map(SentRequest::of).collect()
             } else {
@@ -156,6 +160,7 @@ impl Outcome {
             left_out: LeftOut::default(),
             changes: Changes::default(),
             plan: None,
+            pending_removals: Vec::new(),
             sent: Vec::new(),
             prepared: Prepared::default(),
             state: state.clone(),

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::api::PendingRemoval;
+
 /// Cursor key (beside the provider's own) recording when the last full read happened.
 pub const FULL_READ_KEY: &str = "fullReadAt";
 /// A full read happens at least this often, even with a cursor.
@@ -23,6 +25,9 @@ pub struct SyncState {
     pub last_active_users: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_successful_sync_time: Option<String>,
+    /// Removals waiting for `removalGracePeriod`, with when each was first seen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_removals: Vec<PendingRemoval>,
 }
 
 impl SyncState {

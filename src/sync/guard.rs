@@ -8,6 +8,9 @@ use crate::api::GuardSpec;
 pub struct GuardInput {
     /// Removals the request causes (exact with a member listing, else an upper bound).
     pub removals: u64,
+    /// Removals that wait for `removalGracePeriod`: counted too, so the pending list stays
+    /// as small as the limits.
+    pub pending: u64,
     /// The organization's current member count, when it could be listed.
     pub current_members: Option<u64>,
     /// Members that carry an external id (synced by a connector), when listed.
@@ -50,14 +53,20 @@ pub fn check(guard: &GuardSpec, input: &GuardInput) -> Option<String> {
         }
     }
     let base = input.current_members.or(input.last_active_users);
-    if over(input.removals, base) {
+    let removals = input.removals + input.pending;
+    if over(removals, base) {
         let of = match base {
-            Some(total) => format!(" ({}% of {total})", percent(input.removals, total)),
+            Some(total) => format!(" ({}% of {total})", percent(removals, total)),
             None => String::new(),
         };
+        let pending = match input.pending {
+            0 => String::new(),
+            n => format!(", {n} of them pending (removalGracePeriod)"),
+        };
         return Some(format!(
-            "the sync would remove {} members{of}, more than guard.maxRemovals ({}) and guard.maxRemovalPercent ({}%)",
-            input.removals, guard.max_removals, guard.max_removal_percent
+            "the sync would remove {removals} members{of}{pending}, more than guard.maxRemovals ({}) and \
+             guard.maxRemovalPercent ({}%)",
+            guard.max_removals, guard.max_removal_percent
         ));
     }
     if input.can_remove
@@ -94,6 +103,7 @@ mod tests {
     fn input() -> GuardInput {
         GuardInput {
             removals: 0,
+            pending: 0,
             current_members: Some(1000),
             external_members: Some(900),
             active_users: 900,

@@ -3,6 +3,7 @@
 
 pub mod email;
 pub mod flatten;
+pub mod grace;
 pub mod guard;
 pub mod hash;
 pub mod model;

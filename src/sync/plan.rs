@@ -4,12 +4,13 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
+use super::grace::{self, GraceInput};
 use super::guard::{self, GuardInput};
 use super::hash::sync_hash;
 use super::prepare::Prepared;
 use super::request;
 use crate::Error;
-use crate::api::{Changes, PlanSummary, SyncOptions};
+use crate::api::{Changes, PendingRemoval, PlanSummary, SyncOptions};
 use crate::bitwarden::types::member_type;
 use crate::bitwarden::{ImportMember, ImportRequest, OrgGroup, OrgMember};
 
@@ -29,6 +30,8 @@ pub struct PlanInput<'a> {
     pub groups: Option<&'a [OrgGroup]>,
     /// The plan hash a user allowed past the guard.
     pub guard_override: Option<&'a str>,
+    /// `removalGracePeriod` and the pending removals of the last successful sync.
+    pub grace: GraceInput<'a>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +57,8 @@ pub struct Plan<'a> {
     /// Removals the requests cause: exact when the members were listed, else an upper bound.
     pub removals: u64,
     pub removal_sample: Vec<String>,
+    /// Removals that wait for `removalGracePeriod` (the guard counts them too).
+    pub pending: Vec<PendingRemoval>,
     pub changes: Changes,
     /// Why the guard tripped, and whether an override let it pass.
     pub guard: Option<String>,
@@ -77,6 +82,7 @@ impl Plan<'_> {
             hash: self.hash.clone(),
             sample_members,
             sample_removals: self.removal_sample.clone(),
+            pending_removals: self.pending.len() as u64,
             sample_groups: prepared.groups.iter().take(SAMPLE).map(|g| g.name.clone()).collect(),
         }
     }
@@ -122,6 +128,8 @@ pub fn out_of_scope<'a>(prepared: &Prepared, members: &'a [OrgMember], options: 
 pub struct Draft<'a> {
     pub requests: Vec<ImportRequest<'a>>,
     pub hash: String,
+    /// Removals that wait for `removalGracePeriod`: the pending list to keep.
+    pub pending: Vec<PendingRemoval>,
 }
 
 impl Draft<'_> {
@@ -166,9 +174,14 @@ pub fn draft<'a>(prepared: &'a Prepared, input: &PlanInput<'a>) -> Result<Draft<
         .members
         .map(|m| out_of_scope(prepared, m, input.options))
         .unwrap_or_default();
-    let requests = request::build(prepared, &gone, input.options)?;
+    let (grace, due) = grace::decide(prepared, gone, input.options.remove_disabled, &input.grace);
+    let requests = request::build(prepared, &due, &grace.held, input.options)?;
     let hash = sync_hash(input.api_url, input.organization_id, &requests);
-    Ok(Draft { requests, hash })
+    Ok(Draft {
+        requests,
+        hash,
+        pending: grace.pending,
+    })
 }
 
 /// Drafts and assesses in one step.
@@ -180,7 +193,11 @@ pub fn plan<'a>(prepared: &'a Prepared, input: &PlanInput<'a>) -> Result<Plan<'a
 /// read), and whether it is sent, unchanged, empty or held back by the guard.
 pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) -> Plan<'a> {
     let options = input.options;
-    let Draft { requests, hash } = draft;
+    let Draft {
+        requests,
+        hash,
+        pending,
+    } = draft;
     let sent = || requests.iter().flat_map(|r| r.members.iter());
     let active_members = sent().filter(|m| !m.deleted).count() as u64;
     let (removals, removal_sample) = count_removals(&requests, input.members, options.overwrite_existing);
@@ -190,6 +207,7 @@ pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) 
         action: Action::Send,
         requests,
         hash,
+        pending,
         active_members,
         removals,
         removal_sample,
@@ -200,6 +218,7 @@ pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) 
 
     let guard_input = GuardInput {
         removals,
+        pending: plan.pending.len() as u64,
         current_members: input.members.map(|m| m.len() as u64),
         external_members: input.members.map(|m| {
             m.iter()
@@ -232,11 +251,16 @@ pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) 
         }
         return plan;
     }
-    if input.last_hash == Some(plan.hash.as_str()) {
+    let unchanged = input.last_hash == Some(plan.hash.as_str());
+    // Unchanged requests are not sent again; the guard still looks at a pending list.
+    if unchanged && plan.pending.is_empty() {
         plan.action = Action::Unchanged;
         return plan;
     }
-    let why = guard::check(&options.guard, &guard_input).or_else(|| unguarded_overwrite(input));
+    let why = guard::check(&options.guard, &guard_input).or_else(|| unguarded_overwrite(input).filter(|_| !unchanged));
+    if unchanged {
+        plan.action = Action::Unchanged;
+    }
     if let Some(why) = why {
         plan.guard = Some(why);
         if input.guard_override == Some(plan.hash.as_str()) {
@@ -380,6 +404,11 @@ mod tests {
             members: None,
             groups: None,
             guard_override: None,
+            grace: GraceInput {
+                period: None,
+                now: jiff::Timestamp::UNIX_EPOCH,
+                pending: &[],
+            },
         }
     }
 

@@ -1,6 +1,7 @@
 //! Building the import request(s) (`sync-semantics.md` §2).
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 
 use super::prepare::Prepared;
 use crate::Error;
@@ -13,19 +14,32 @@ pub const BATCH_SIZE: usize = 2000;
 
 /// The members and groups the directory yields, plus removal entries for members that left the
 /// scope, as one request or, with `largeImport` and more than 2000 objects, as batches: members
-/// first, then groups, 2000 per request.
+/// first, then groups, 2000 per request. `held` are disabled users whose removal waits
+/// (`removalGracePeriod`): left out of the request, or sent as active with `overwriteExisting`
+/// (which removes whoever is missing).
 pub fn build<'a>(
     prepared: &'a Prepared,
     out_of_scope: &[ImportMember<'a>],
+    held: &HashSet<&str>,
     options: &SyncOptions,
 ) -> Result<Vec<ImportRequest<'a>>, Error> {
     let mut members: Vec<ImportMember> = prepared
         .users
         .iter()
-        .map(|u| ImportMember {
-            email: Cow::Borrowed(u.email.as_deref().unwrap_or_default()),
-            external_id: Cow::Borrowed(&u.external_id),
-            deleted: Prepared::sends_as_deleted(u, options.remove_disabled),
+        .filter_map(|u| {
+            let deleted = if held.contains(u.external_id.as_str()) {
+                if !options.overwrite_existing {
+                    return None;
+                }
+                false
+            } else {
+                Prepared::sends_as_deleted(u, options.remove_disabled)
+            };
+            Some(ImportMember {
+                email: Cow::Borrowed(u.email.as_deref().unwrap_or_default()),
+                external_id: Cow::Borrowed(&u.external_id),
+                deleted,
+            })
         })
         .collect();
     members.extend_from_slice(out_of_scope);
@@ -115,7 +129,7 @@ mod tests {
             ..Default::default()
         };
         let p = prepared(3, 1);
-        let reqs = build(&p, &[], &options).unwrap();
+        let reqs = build(&p, &[], &HashSet::new(), &options).unwrap();
         assert_eq!(reqs.len(), 1);
         let json = serde_json::to_value(&reqs[0]).unwrap();
         assert_eq!(
@@ -132,7 +146,7 @@ mod tests {
         );
         options.remove_disabled = false;
         let p = prepared(3, 0);
-        let reqs = build(&p, &[], &options).unwrap();
+        let reqs = build(&p, &[], &HashSet::new(), &options).unwrap();
         let deleted: Vec<bool> = reqs[0].members.iter().map(|m| m.deleted).collect();
         assert_eq!(deleted, vec![false, false, true]);
         assert_eq!(reqs[0].groups, vec![]);
@@ -145,7 +159,7 @@ mod tests {
             ..Default::default()
         };
         let p = prepared(4500, 2001);
-        let reqs = build(&p, &[], &options).unwrap();
+        let reqs = build(&p, &[], &HashSet::new(), &options).unwrap();
         let shape: Vec<(usize, usize)> = reqs.iter().map(|r| (r.members.len(), r.groups.len())).collect();
         assert_eq!(shape, vec![(2000, 0), (2000, 0), (500, 0), (0, 2000), (0, 1)]);
         assert!(reqs.iter().all(|r| r.large_import && !r.overwrite_existing));
@@ -166,14 +180,19 @@ mod tests {
         };
         // More groups than users: 10 + 2500 objects are batched.
         let p = prepared(10, 2500);
-        let shape: Vec<(usize, usize)> = build(&p, &[], &options)
+        let shape: Vec<(usize, usize)> = build(&p, &[], &HashSet::new(), &options)
             .unwrap()
             .iter()
             .map(|r| (r.members.len(), r.groups.len()))
             .collect();
         assert_eq!(shape, vec![(10, 0), (0, 2000), (0, 500)]);
         // 1500 + 1000: neither alone is over 2000, both together are.
-        assert_eq!(build(&prepared(1500, 1000), &[], &options).unwrap().len(), 2);
+        assert_eq!(
+            build(&prepared(1500, 1000), &[], &HashSet::new(), &options)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]
@@ -183,7 +202,7 @@ mod tests {
             ..Default::default()
         };
         let p = prepared(1999, 1);
-        let reqs = build(&p, &[], &options).unwrap();
+        let reqs = build(&p, &[], &HashSet::new(), &options).unwrap();
         assert_eq!(reqs.len(), 1);
         assert!(reqs[0].large_import);
     }
@@ -195,15 +214,15 @@ mod tests {
             overwrite_existing: true,
             ..Default::default()
         };
-        let err = build(&prepared(2001, 0), &[], &options).unwrap_err();
+        let err = build(&prepared(2001, 0), &[], &HashSet::new(), &options).unwrap_err();
         assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
-        assert!(build(&prepared(10, 0), &[], &options).is_ok());
+        assert!(build(&prepared(10, 0), &[], &HashSet::new(), &options).is_ok());
     }
 
     #[test]
     fn without_large_import_big_directories_are_one_request_for_the_server_to_judge() {
         let p = prepared(2500, 0);
-        let reqs = build(&p, &[], &SyncOptions::default()).unwrap();
+        let reqs = build(&p, &[], &HashSet::new(), &SyncOptions::default()).unwrap();
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].members.len(), 2500);
     }
@@ -216,7 +235,13 @@ mod tests {
             deleted: true,
         };
         let p = prepared(1, 0);
-        let reqs = build(&p, std::slice::from_ref(&gone), &SyncOptions::default()).unwrap();
+        let reqs = build(
+            &p,
+            std::slice::from_ref(&gone),
+            &HashSet::new(),
+            &SyncOptions::default(),
+        )
+        .unwrap();
         assert_eq!(reqs[0].members.last(), Some(&gone));
     }
 }

@@ -209,10 +209,7 @@ impl<'a> Reader<'a> {
             ));
         }
         if self.c.cleartext() {
-            warnings.push(format!(
-                "the connection to {} is not encrypted (allowCleartext)",
-                s.url
-            ));
+            warnings.push(format!("the connection to {} is not encrypted (allowCleartext)", s.url));
         }
 
         // Users, and the index group membership is resolved against.
