@@ -53,11 +53,43 @@ impl Error {
         }
     }
 
+    /// The same failure (same reason) with `prefix` before its message, e.g. "2 of 5 import
+    /// batches were applied; ". Errors without a free-text message are returned as they are.
+    pub fn with_prefix(self, prefix: &str) -> Error {
+        let p = |m: String| format!("{prefix}{m}");
+        match self {
+            Error::SourceAuthFailed(m) => Error::SourceAuthFailed(p(m)),
+            Error::SourceUnavailable(m) => Error::SourceUnavailable(p(m)),
+            Error::BitwardenAuthFailed(m) => Error::BitwardenAuthFailed(p(m)),
+            Error::BitwardenUnavailable(m) => Error::BitwardenUnavailable(p(m)),
+            Error::BitwardenRejected(m) => Error::BitwardenRejected(p(m)),
+            Error::RateLimited(m) => Error::RateLimited(p(m)),
+            Error::DuplicateEmails(m) => Error::DuplicateEmails(p(m)),
+            Error::GuardTripped(m) => Error::GuardTripped(p(m)),
+            Error::Conflict(m) => Error::Conflict(p(m)),
+            other @ (Error::InvalidSpec(_) | Error::SecretNotFound { .. } | Error::SecretKeyMissing { .. }) => other,
+        }
+    }
+
     /// A single invalid field.
     pub fn invalid(path: &str, message: impl Into<String>) -> Error {
         Error::InvalidSpec(vec![FieldError {
             path: path.into(),
             message: message.into(),
         }])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prefix_keeps_the_reason() {
+        let e = Error::BitwardenUnavailable("timed out".into()).with_prefix("2 of 5 import batches were applied; ");
+        assert_eq!(e.reason(), Reason::BitwardenUnavailable);
+        assert_eq!(e.to_string(), "2 of 5 import batches were applied; timed out");
+        let e = Error::invalid("spec.x", "bad").with_prefix("ignored: ");
+        assert_eq!(e.to_string(), "invalid spec: spec.x: bad");
     }
 }

@@ -91,6 +91,14 @@ fn validate_bitwarden(e: &mut Errors, bw: &BitwardenSpec) {
     if let Some(ca) = &bw.ca_secret_ref {
         secret_key_ref(e, "spec.bitwarden.caSecretRef", ca);
     }
+    if let Some(t) = &bw.timeout {
+        match parse_duration(t) {
+            Ok(d) if d.is_zero() => e.add("spec.bitwarden.timeout", "must be more than 0s"),
+            Ok(d) if d > Duration::from_secs(30 * 60) => e.add("spec.bitwarden.timeout", "must be at most 30m"),
+            Ok(_) => {}
+            Err(m) => e.add("spec.bitwarden.timeout", m),
+        }
+    }
 }
 
 fn secret_key_ref(e: &mut Errors, path: &str, r: &SecretKeyRef) {
@@ -388,6 +396,26 @@ source:
         let ldap = spec.source.ldap.unwrap();
         assert_eq!(ldap.page_size, 1000);
         assert_eq!(ldap.bind_secret_ref.unwrap().password_key, "password");
+    }
+
+    #[test]
+    fn the_bitwarden_timeout_is_a_duration_up_to_30m() {
+        for (value, ok) in [
+            ("90s", true),
+            ("30m", true),
+            ("0s", false),
+            ("31m", false),
+            ("soon", false),
+        ] {
+            let mut spec = ldap_spec();
+            spec.bitwarden.timeout = Some(value.into());
+            let expected: Vec<String> = if ok {
+                vec![]
+            } else {
+                vec!["spec.bitwarden.timeout".into()]
+            };
+            assert_eq!(paths(&spec), expected, "{value}");
+        }
     }
 
     #[test]

@@ -6,6 +6,8 @@
 pub mod bitwarden;
 pub mod flows;
 pub mod kube;
+pub mod raw;
 pub mod samba;
 pub mod secrets;
 pub mod slapd;
+pub mod tls;
