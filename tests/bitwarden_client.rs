@@ -687,7 +687,7 @@ async fn a_hanging_import_is_sent_once_and_fails_within_the_budget() {
     let started = Instant::now();
     let message = assert_reason(client.import(&sample_request()).await, Reason::BitwardenUnavailable);
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(bw.requests_to(Endpoint::Import).len(), 1, "never sent twice");
     assert!(message.contains(OUTCOME_UNKNOWN), "{message}");
     assert!(
@@ -733,7 +733,7 @@ async fn a_hanging_token_endpoint_is_bounded_by_the_budget() {
     let message = assert_reason(client.import(&sample_request()).await, Reason::BitwardenUnavailable);
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(1500) && took < Duration::from_secs(3),
+        took >= Duration::from_millis(1500) && took < Duration::from_millis(4500),
         "{took:?}"
     );
     assert!(

@@ -183,7 +183,7 @@ async fn a_hang_ends_within_the_time_budget() {
     );
     let took = started.elapsed();
     assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_millis(1600),
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
         "{took:?}"
     );
     assert!(
