@@ -75,3 +75,17 @@ impl Error {
         Error::InvalidSpec(vec![FieldError::new(path, message)])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_note_keeps_the_reason() {
+        let e = Error::BitwardenUnavailable("timed out".into()).with_note("2 of 5 import batches had been applied");
+        assert_eq!(e.reason(), Reason::BitwardenUnavailable);
+        assert_eq!(e.to_string(), "timed out; 2 of 5 import batches had been applied");
+        let e = Error::invalid("spec.x", "bad").with_note("ignored");
+        assert_eq!(e.to_string(), "invalid spec: spec.x: bad");
+    }
+}

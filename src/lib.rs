@@ -11,6 +11,7 @@ pub mod controller;
 pub mod engine;
 mod error;
 pub mod metrics;
+pub mod net;
 pub mod secrets;
 pub mod source;
 pub mod sync;

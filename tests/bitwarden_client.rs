@@ -11,9 +11,12 @@ use dirsync::bitwarden::client::{DEVICE_NAME, DEVICE_TYPE, device_identifier};
 use dirsync::bitwarden::{
     BitwardenApi, Client, ClientOptions, ImportGroup, ImportMember, ImportRequest, RetryPolicy, Urls, connect,
 };
+use dirsync::net::OUTCOME_UNKNOWN;
 use dirsync::secrets::SecretValue;
 use serde_json::json;
 use support::bitwarden::{BitwardenDouble, Endpoint, Failure, Group, LARGE_IMPORT_MESSAGE, Member, member};
+use support::raw::RawServer;
+use support::tls::{self, TlsFront};
 
 const TEST_CA: &[u8] = include_bytes!("support/test-ca.pem");
 
@@ -525,7 +528,12 @@ async fn duplicate_emails_make_the_server_fail_with_500() {
         message.contains("HTTP 500") && message.contains("An error has occurred."),
         "{message}"
     );
-    assert_eq!(bw.imports().len(), 4, "5xx is retried up to 4 attempts");
+    assert!(message.contains(OUTCOME_UNKNOWN), "{message}");
+    assert_eq!(
+        bw.imports().len(),
+        1,
+        "a 5xx to the import is not repeated: it may have been applied"
+    );
     let request = ImportRequest {
         groups: vec![g("A", "g-1", &[]), g("B", "g-1", &[])],
         ..Default::default()
@@ -578,11 +586,35 @@ async fn a_long_retry_after_is_not_waited_for() {
 }
 
 #[tokio::test]
-async fn a_500_then_success_is_retried() {
+async fn a_500_then_success_is_retried_for_a_list_but_not_for_the_import() {
     let bw = BitwardenDouble::start().await;
-    bw.fail_next(Endpoint::Import, 3, Failure::server_error());
+    bw.fail_next(Endpoint::Members, 3, Failure::server_error());
+    assert!(bw.client().list_members().await.unwrap().is_some());
+    assert_eq!(bw.requests_to(Endpoint::Members).len(), 4);
+
+    bw.fail_next(Endpoint::Import, 1, Failure::server_error());
+    let message = assert_reason(
+        bw.client().import(&sample_request()).await,
+        Reason::BitwardenUnavailable,
+    );
+    assert!(
+        message.contains("HTTP 500") && message.contains(OUTCOME_UNKNOWN) && message.contains("next sync"),
+        "{message}"
+    );
+    assert_eq!(bw.requests_to(Endpoint::Import).len(), 1);
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_and_a_429_to_the_import_are_retried() {
+    let bw = BitwardenDouble::start().await;
+    bw.fail_next(
+        Endpoint::Import,
+        1,
+        Failure::error(503, "Down for maintenance").header("retry-after", "0"),
+    );
+    bw.fail_next(Endpoint::Import, 1, Failure::rate_limited(None));
     bw.client().import(&sample_request()).await.unwrap();
-    assert_eq!(bw.requests_to(Endpoint::Import).len(), 4);
+    assert_eq!(bw.requests_to(Endpoint::Import).len(), 3);
     assert_eq!(bw.applied_imports().len(), 1);
 }
 
@@ -628,28 +660,189 @@ async fn a_refused_connection_is_bitwarden_unavailable() {
     assert!(message.contains("4 attempts"), "{message}");
 }
 
-#[tokio::test]
-async fn a_timeout_is_retried() {
-    let bw = BitwardenDouble::start().await;
-    let client = bw.client_with(ClientOptions {
-        retry: RetryPolicy::fast(),
+/// Short timeouts for the hang tests: 300 ms per attempt, 2 s per call.
+fn short_timeouts() -> ClientOptions {
+    ClientOptions {
+        retry: RetryPolicy {
+            budget: Duration::from_secs(2),
+            ..RetryPolicy::fast()
+        },
         request_timeout: Duration::from_millis(300),
         ..ClientOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_import_is_sent_once_and_fails_within_the_budget() {
+    let bw = BitwardenDouble::start().await;
+    // Only the budget: each attempt may take all of it (the defaults, scaled down).
+    let client = bw.client_with(ClientOptions {
+        retry: RetryPolicy {
+            budget: Duration::from_secs(1),
+            ..RetryPolicy::fast()
+        },
+        ..ClientOptions::with_budget(Duration::from_secs(1))
     });
+    bw.fail_next(Endpoint::Import, usize::MAX, Failure::hang());
+    let started = Instant::now();
+    let message = assert_reason(client.import(&sample_request()).await, Reason::BitwardenUnavailable);
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(bw.requests_to(Endpoint::Import).len(), 1, "never sent twice");
+    assert!(message.contains(OUTCOME_UNKNOWN), "{message}");
+    assert!(
+        message.contains("did not answer POST /api/public/organization/import within"),
+        "{message}"
+    );
+    assert!(message.contains("spec.bitwarden.timeout"), "{message}");
+
+    // With a shorter attempt timeout, the same.
+    let client = bw.client_with(short_timeouts());
+    let message = assert_reason(client.import(&sample_request()).await, Reason::BitwardenUnavailable);
+    assert!(message.contains("within 0.3s"), "{message}");
+    assert_eq!(bw.requests_to(Endpoint::Import).len(), 2);
+}
+
+#[tokio::test]
+async fn a_timed_out_list_is_retried() {
+    let bw = BitwardenDouble::start().await;
+    let client = bw.client_with(short_timeouts());
+    bw.fail_next(Endpoint::Members, 1, Failure::hang());
+    assert!(client.list_members().await.unwrap().is_some());
+    assert_eq!(bw.requests_to(Endpoint::Members).len(), 2);
+    bw.fail_next(Endpoint::Members, usize::MAX, Failure::hang());
+    let message = assert_reason(client.list_members().await, Reason::BitwardenUnavailable);
+    assert!(
+        message.contains("did not answer") && message.contains("4 attempts"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_token_endpoint_is_bounded_by_the_budget() {
+    let bw = BitwardenDouble::start().await;
+    let client = bw.client_with(ClientOptions {
+        retry: RetryPolicy {
+            max_attempts: 100,
+            ..short_timeouts().retry
+        },
+        ..short_timeouts()
+    });
+    bw.fail_next(Endpoint::Token, usize::MAX, Failure::hang());
+    let started = Instant::now();
+    let message = assert_reason(client.import(&sample_request()).await, Reason::BitwardenUnavailable);
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1500) && took < Duration::from_millis(4500),
+        "{took:?}"
+    );
+    assert!(
+        message.contains("budget") && message.contains("/identity/connect/token"),
+        "{message}"
+    );
+    assert!(bw.token_requests() >= 2, "the token request is safe to repeat");
+    assert!(bw.requests_to(Endpoint::Import).is_empty());
+}
+
+#[tokio::test]
+async fn an_import_answer_cut_off_mid_body_is_not_repeated() {
+    let bw = BitwardenDouble::start().await;
+    let raw = RawServer::cut_mid_body().await;
+    let urls = Urls {
+        api: format!("{}/api", raw.url()),
+        identity: bw.identity_url(),
+    };
+    let client = Client::with_options(
+        urls,
+        &bw.client_id(),
+        SecretValue::new(bw.client_secret()),
+        None,
+        fast(),
+    )
+    .unwrap();
+    let message = assert_reason(client.import(&sample_request()).await, Reason::BitwardenUnavailable);
+    assert_eq!(raw.requests(), 1, "never sent twice");
+    assert!(
+        message.contains(OUTCOME_UNKNOWN) && message.contains("broke off"),
+        "{message}"
+    );
+    // A list is safe to repeat.
+    let message = assert_reason(client.list_members().await, Reason::BitwardenUnavailable);
+    assert!(message.contains("4 attempts"), "{message}");
+    assert_eq!(raw.requests(), 5);
+}
+
+#[tokio::test]
+async fn an_import_whose_connection_closes_without_an_answer_is_not_repeated() {
+    let bw = BitwardenDouble::start().await;
+    bw.fail_next(Endpoint::Import, usize::MAX, Failure::drop_connection());
+    let message = assert_reason(
+        bw.client().import(&sample_request()).await,
+        Reason::BitwardenUnavailable,
+    );
+    assert_eq!(bw.requests_to(Endpoint::Import).len(), 1);
+    assert!(message.contains(OUTCOME_UNKNOWN), "{message}");
+    bw.fail_next(Endpoint::Members, 1, Failure::drop_connection());
+    assert!(bw.client().list_members().await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn a_200_that_is_not_bitwardens_answer_is_not_success() {
+    let bw = BitwardenDouble::start().await;
+    let page = "<html><head><title>Sign in to the proxy</title></head><body>...</body></html>";
     bw.fail_next(
         Endpoint::Import,
         1,
-        Failure::status(200).delayed(Duration::from_secs(3)),
+        Failure::body(200, "text/html; charset=utf-8", page),
     );
-    client.import(&sample_request()).await.unwrap();
-    assert_eq!(bw.requests_to(Endpoint::Import).len(), 2);
-    bw.fail_next(
-        Endpoint::Import,
-        4,
-        Failure::status(200).delayed(Duration::from_secs(3)),
+    let message = assert_reason(
+        bw.client().import(&sample_request()).await,
+        Reason::BitwardenUnavailable,
     );
+    assert!(
+        message.contains("text/html") && message.contains("<html><head><title>Sign in to the proxy"),
+        "{message}"
+    );
+    assert!(message.contains(OUTCOME_UNKNOWN), "{message}");
+    assert_eq!(bw.requests_to(Endpoint::Import).len(), 1);
+    // An empty 200 and a JSON 200 are success.
+    bw.fail_next(Endpoint::Import, 1, Failure::json(200, json!({"object": "import"})));
+    bw.client().import(&sample_request()).await.unwrap();
+    bw.client().import(&sample_request()).await.unwrap();
+    // A list answered with a page that is not a list.
+    bw.fail_next(Endpoint::Members, 1, Failure::body(200, "text/html", page));
+    let message = assert_reason(bw.client().list_members().await, Reason::BitwardenUnavailable);
+    assert!(
+        message.contains("not with a list") && message.contains("text/html"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_import_that_cannot_connect_is_retried() {
+    let bw = BitwardenDouble::start().await;
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let urls = Urls {
+        api: format!("http://127.0.0.1:{port}/api"),
+        identity: bw.identity_url(),
+    };
+    let client = Client::with_options(
+        urls,
+        &bw.client_id(),
+        SecretValue::new(bw.client_secret()),
+        None,
+        fast(),
+    )
+    .unwrap();
     let message = assert_reason(client.import(&sample_request()).await, Reason::BitwardenUnavailable);
-    assert!(message.contains("timed out"), "{message}");
+    assert!(
+        message.contains("4 attempts") && message.contains("connection") && !message.contains(OUTCOME_UNKNOWN),
+        "{message}"
+    );
+    assert_eq!(bw.token_requests(), 1);
 }
 
 // --- lists -----------------------------------------------------------------------------------
@@ -908,6 +1101,117 @@ async fn no_error_log_or_debug_output_contains_the_secret_or_a_token() {
             assert!(!output.contains(token.as_str()), "token leaked: {output}");
         }
     }
+}
+
+#[tokio::test]
+async fn an_echoed_token_request_never_shows_the_client_secret() {
+    for secret in ["k3y!z", "Ab+/x=Q9z&k1Zt7w", "a b+c"] {
+        let bw = BitwardenDouble::start().await;
+        bw.set_client_secret(secret);
+        let client = bw.client();
+        // The form body comes back as the error page, URL-encoded as it was sent.
+        for status in [400, 500] {
+            bw.fail_next(Endpoint::Token, usize::MAX, Failure::echo(status));
+            let error = client.list_members().await.unwrap_err();
+            bw.clear_failures();
+            let message = error.to_string();
+            let echoed = bw.requests_to(Endpoint::Token).last().unwrap().body_text();
+            assert!(
+                echoed.contains("client_secret=") && !echoed.contains(secret),
+                "{echoed}"
+            );
+            assert!(message.contains("client_secret=<redacted>"), "{message}");
+            assert!(
+                message.contains("grant_type=client_credentials"),
+                "the echo is shown: {message}"
+            );
+            assert!(!message.contains(secret), "{message}");
+            let encoded = echoed
+                .split("client_secret=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap();
+            assert!(!message.contains(encoded), "{message}");
+            assert!(!format!("{error:?}").contains(encoded));
+        }
+    }
+}
+
+// --- TLS ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn tls_failures_name_the_certificate_problem_and_the_field_to_fix() {
+    let bw = BitwardenDouble::start().await;
+    let connect_to = |url: String, ca: Option<&str>| {
+        Client::with_options(
+            Urls::self_hosted(&url),
+            &bw.client_id(),
+            SecretValue::new(bw.client_secret()),
+            ca.map(str::as_bytes),
+            fast(),
+        )
+        .unwrap()
+    };
+
+    // A private CA the client does not know.
+    let front = TlsFront::start(tls::LOCALHOST, &bw.url()).await;
+    let message = assert_reason(
+        connect_to(front.url(), None).list_members().await,
+        Reason::BitwardenUnavailable,
+    );
+    assert!(
+        message.contains("not trusted") && message.contains("spec.bitwarden.caSecretRef"),
+        "{message}"
+    );
+    assert_eq!(bw.token_requests(), 0, "nothing got through");
+
+    // With its CA (through the spec and the Secret), it works on both names of the certificate.
+    let mut spec = bw.spec();
+    spec.server_url = Some(front.url());
+    spec.ca_secret_ref = Some(SecretKeyRef {
+        name: "ca".into(),
+        key: "ca.crt".into(),
+    });
+    let secrets = bw.secrets().with("ca", "ca.crt", tls::CA);
+    let client = connect(&spec, &secrets).await.unwrap();
+    assert!(client.list_members().await.unwrap().is_some());
+    client.import(&sample_request()).await.unwrap();
+    assert!(
+        connect_to(front.localhost_url(), Some(tls::CA))
+            .list_members()
+            .await
+            .is_ok()
+    );
+
+    // Expired.
+    let expired = TlsFront::start(tls::EXPIRED, &bw.url()).await;
+    let message = assert_reason(
+        connect_to(expired.url(), Some(tls::CA)).list_members().await,
+        Reason::BitwardenUnavailable,
+    );
+    assert!(message.contains("expired"), "{message}");
+
+    // For another name.
+    let other = TlsFront::start(tls::OTHER_NAME, &bw.url()).await;
+    let message = assert_reason(
+        connect_to(other.url(), Some(tls::CA)).list_members().await,
+        Reason::BitwardenUnavailable,
+    );
+    assert!(
+        message.contains("not valid for \"127.0.0.1\"") && message.contains("spec.bitwarden.serverUrl"),
+        "{message}"
+    );
+
+    // Plain HTTP where TLS is expected.
+    let message = assert_reason(
+        connect_to(bw.url().replace("http://", "https://"), None)
+            .list_members()
+            .await,
+        Reason::BitwardenUnavailable,
+    );
+    assert!(message.contains("TLS"), "{message}");
 }
 
 fn fast() -> ClientOptions {

@@ -83,6 +83,9 @@ pub struct BitwardenSpec {
     /// A private CA bundle (PEM) that signs a self-hosted server's certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_secret_ref: Option<SecretKeyRef>,
+    /// The longest one call to Bitwarden may take, retries included (a duration, default 2m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -42,6 +42,11 @@ fn validate_bitwarden(e: &mut FieldErrors, bw: &BitwardenSpec) {
     if let Some(ca) = &bw.ca_secret_ref {
         secret_key_ref(e, "spec.bitwarden.caSecretRef", ca);
     }
+    if let Some(d) = e.optional_duration("spec.bitwarden.timeout", &bw.timeout)
+        && d > Duration::from_secs(30 * 60)
+    {
+        e.add("spec.bitwarden.timeout", "must be at most 30m");
+    }
 }
 
 /// A `{name, key}` reference names both.
@@ -103,6 +108,26 @@ source:
             }
         );
         assert_eq!(spec.mode, Mode::Apply);
+    }
+
+    #[test]
+    fn the_bitwarden_timeout_is_a_duration_up_to_30m() {
+        for (value, ok) in [
+            ("90s", true),
+            ("30m", true),
+            ("0s", false),
+            ("31m", false),
+            ("soon", false),
+        ] {
+            let mut spec = spec();
+            spec.bitwarden.timeout = Some(value.into());
+            let expected: Vec<String> = if ok {
+                vec![]
+            } else {
+                vec!["spec.bitwarden.timeout".into()]
+            };
+            assert_eq!(paths(&spec), expected, "{value}");
+        }
     }
 
     #[test]

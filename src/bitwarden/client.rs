@@ -1,4 +1,6 @@
-//! The HTTP client of the Bitwarden Public API (`bitwarden-api.md`).
+//! The HTTP client of the Bitwarden Public API (`bitwarden-api.md`): Bitwarden's URLs, token
+//! request, import and lists, and what Bitwarden's answers mean. Retries, time budget, token
+//! cache, TLS, scrubbing and metrics are [`crate::net`]'s.
 //!
 //! One [`Client`] per organization: it holds the organization API key, fetches and caches an
 //! access token (client credentials), sends imports and reads members and groups. Failures map to
@@ -9,22 +11,26 @@
 //! | token endpoint answers 400 (`invalid_client`, `invalid_scope`, ...) or another 4xx | `BitwardenAuthFailed` |
 //! | the API answers 401 again after one token renewal, or 403 | `BitwardenAuthFailed` |
 //! | the API answers another 4xx | `BitwardenRejected` |
-//! | 429 until the retries run out, or a `Retry-After` too long to wait for | `RateLimited` |
-//! | 5xx or a transport error until the retries run out, an unexpected redirect | `BitwardenUnavailable` |
+//! | 429 until the retries or the time budget run out, or a `Retry-After` too long to wait for | `RateLimited` |
+//! | 5xx or a transport error until the retries or the time budget run out, a TLS failure, an unexpected redirect, a 200 that is not Bitwarden's | `BitwardenUnavailable` |
+//!
+//! The import is not idempotent while it runs: it is sent again only when the server cannot have
+//! started it (connection refused, 429, 503 with `Retry-After`). After a timeout, a broken answer
+//! or another 5xx it fails at once with `BitwardenUnavailable` saying that it
+//! [may or may not have been applied](crate::net::OUTCOME_UNKNOWN).
 //!
 //! Neither the client secret nor an access token ever appears in an error or a log line.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, LOCATION, RETRY_AFTER};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
-use tokio::sync::Mutex;
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::types::ListResponse;
@@ -33,7 +39,10 @@ use super::{BitwardenApi, ImportRequest, OrgGroup, OrgMember};
 use crate::Error;
 use crate::api::BitwardenSpec;
 use crate::api::FieldError;
-use crate::api::checks::check_url;
+use crate::api::checks::{check_url, parse_duration};
+pub use crate::net::RetryPolicy;
+use crate::net::tls::parse_ca_bundle;
+use crate::net::{Call, HttpClient, HttpOptions, OUTCOME_UNKNOWN, Reply, Scrubber, Side, Token, TokenCache};
 use crate::secrets::{SecretStore, SecretValue};
 
 /// `deviceType` sent with the token request: 8 is `LinuxDesktop` in Bitwarden's `DeviceType`
@@ -44,6 +53,8 @@ pub const DEVICE_TYPE: u8 = 8;
 pub const DEVICE_NAME: &str = "dirsync";
 /// A cached token is renewed this long before it expires.
 pub const TOKEN_RENEW_MARGIN: Duration = Duration::from_secs(60);
+/// The longest `spec.bitwarden.timeout`.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 const IMPORT_PATH: &str = "/public/organization/import";
 const MEMBERS_PATH: &str = "/public/members";
@@ -51,102 +62,63 @@ const GROUPS_PATH: &str = "/public/groups";
 /// Upper bound on pages of a list, against a server whose continuation tokens never end.
 const MAX_PAGES: usize = 10_000;
 const LARGE_IMPORT_MESSAGE: &str = "You cannot import this much data at once";
-
-/// How failed requests are retried: 5xx and transport errors with jittered exponential backoff,
-/// 429 after `Retry-After` (or the same backoff when the server does not say).
-#[derive(Clone, Debug, PartialEq)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first one included (at least 1).
-    pub max_attempts: u32,
-    /// Delay before the first retry.
-    pub base_delay: Duration,
-    /// Each further delay is the previous one times this.
-    pub factor: f32,
-    /// Cap of one delay (jitter included).
-    pub max_delay: Duration,
-    /// A `Retry-After` longer than this is not waited for: the call fails at once with
-    /// `RateLimited`, saying when to retry.
-    pub max_retry_after: Duration,
-    /// Adds up to 100 % random jitter to each backoff delay.
-    pub jitter: bool,
-}
-
-impl Default for RetryPolicy {
-    /// 4 attempts, delays 1 s, 2 s, 4 s (plus jitter, each at most 30 s); `Retry-After` up to
-    /// 60 s is honoured.
-    fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 4,
-            base_delay: Duration::from_secs(1),
-            factor: 2.0,
-            max_delay: Duration::from_secs(30),
-            max_retry_after: Duration::from_secs(60),
-            jitter: true,
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The default policy with millisecond delays and no jitter, for tests. `Retry-After` is
-    /// still honoured as sent.
-    pub fn fast() -> Self {
-        RetryPolicy {
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(10),
-            jitter: false,
-            ..RetryPolicy::default()
-        }
-    }
-
-    /// One attempt, no retries.
-    pub fn no_retries() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            ..RetryPolicy::default()
-        }
-    }
-
-    /// The delays before each retry (`max_attempts - 1` of them).
-    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
-        let mut builder = ExponentialBuilder::default()
-            .with_min_delay(self.base_delay)
-            .with_factor(self.factor)
-            .with_max_delay(self.max_delay)
-            .with_max_times(self.max_attempts.saturating_sub(1) as usize);
-        if self.jitter {
-            builder = builder.with_jitter();
-        }
-        let cap = self.max_delay;
-        builder.build().map(move |d| d.min(cap))
-    }
-}
+const CA_FIELD: &str = "spec.bitwarden.caSecretRef";
+const URL_FIELD: &str = "spec.bitwarden.serverUrl (or apiUrl / identityUrl)";
+const TIMEOUT_FIELD: &str = "spec.bitwarden.timeout";
 
 /// Connection settings of a [`Client`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct ClientOptions {
+    /// Retries, and the time budget of one call (`spec.bitwarden.timeout`, 2 minutes).
     pub retry: RetryPolicy,
     /// TCP + TLS connect timeout (10 s).
     pub connect_timeout: Duration,
-    /// Whole-request timeout (120 s: large imports take a while).
+    /// Timeout of one attempt (the budget: large imports take a while); an attempt never runs
+    /// past the call's budget either.
     pub request_timeout: Duration,
 }
 
 impl Default for ClientOptions {
     fn default() -> Self {
+        ClientOptions::with_budget(crate::net::retry::DEFAULT_BUDGET)
+    }
+}
+
+impl ClientOptions {
+    /// The defaults with one call (retries included) bounded by `budget`.
+    pub fn with_budget(budget: Duration) -> ClientOptions {
         ClientOptions {
-            retry: RetryPolicy::default(),
+            retry: RetryPolicy {
+                budget,
+                ..RetryPolicy::default()
+            },
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(120),
+            request_timeout: budget,
         }
+    }
+}
+
+/// `spec.bitwarden.timeout`, 2 minutes when not set.
+pub fn timeout_of(spec: &BitwardenSpec) -> Result<Duration, Error> {
+    let Some(text) = &spec.timeout else {
+        return Ok(crate::net::retry::DEFAULT_BUDGET);
+    };
+    match parse_duration(text) {
+        Ok(d) if d.is_zero() => Err(Error::invalid(TIMEOUT_FIELD, "must be more than 0s")),
+        Ok(d) if d > MAX_TIMEOUT => Err(Error::invalid(TIMEOUT_FIELD, "must be at most 30m")),
+        Ok(d) => Ok(d),
+        Err(m) => Err(Error::invalid(TIMEOUT_FIELD, m)),
     }
 }
 
 /// Reads the organization API key (and the optional CA) named by the spec and builds a
 /// [`Client`]. Fails with `SecretNotFound`/`SecretKeyMissing`, `BitwardenAuthFailed` (client id
-/// not `organization.<uuid>`) or `InvalidSpec` (bad URL, bad CA bundle). Sends no request.
+/// not `organization.<uuid>`) or `InvalidSpec` (bad URL, bad CA bundle, bad timeout). Sends no
+/// request.
 pub async fn connect(spec: &BitwardenSpec, secrets: &dyn SecretStore) -> Result<Client, Error> {
     let urls = Urls::from_spec(spec);
     check_urls(spec, &urls)?;
+    let options = ClientOptions::with_budget(timeout_of(spec)?);
     let key = &spec.api_key_secret_ref;
     let client_id = secrets.get(&key.name, &key.client_id_key).await?;
     let client_secret = secrets.get(&key.name, &key.client_secret_key).await?;
@@ -157,12 +129,8 @@ pub async fn connect(spec: &BitwardenSpec, secrets: &dyn SecretStore) -> Result<
     let ca = match &spec.ca_secret_ref {
         Some(r) => {
             let pem = secrets.get(&r.name, &r.key).await?;
-            let certs = parse_ca_bundle(pem.expose().as_bytes()).map_err(|m| {
-                Error::invalid(
-                    "spec.bitwarden.caSecretRef",
-                    format!("Secret {:?} key {:?} {m}", r.name, r.key),
-                )
-            })?;
+            let certs = parse_ca_bundle(pem.expose().as_bytes())
+                .map_err(|e| Error::invalid(CA_FIELD, format!("Secret {:?} key {:?} {e}", r.name, r.key)))?;
             Some(certs)
         }
         None => None,
@@ -172,7 +140,7 @@ pub async fn connect(spec: &BitwardenSpec, secrets: &dyn SecretStore) -> Result<
         client_id.expose().trim(),
         SecretValue::new(client_secret.expose().trim()),
         ca,
-        ClientOptions::default(),
+        options,
         key_source,
     )
 }
@@ -238,43 +206,10 @@ pub fn device_identifier(client_id: &str) -> String {
     )
 }
 
-/// Parses a PEM bundle of CA certificates; the error says what is wrong (no content echoed).
-fn parse_ca_bundle(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let ders = CertificateDer::pem_slice_iter(pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("is not a valid PEM certificate bundle ({e})"))?;
-    if ders.is_empty() {
-        return Err("holds no PEM certificate (expected -----BEGIN CERTIFICATE-----)".into());
-    }
-    let mut store = rustls::RootCertStore::empty();
-    for (i, der) in ders.iter().enumerate() {
-        store
-            .add(der.clone())
-            .map_err(|e| format!("holds a certificate (#{}) that is not a usable CA: {e}", i + 1))?;
-    }
-    ders.iter()
-        .map(|der| reqwest::Certificate::from_der(der))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("holds a certificate that cannot be loaded ({e})"))
-}
-
-struct Token {
-    value: SecretValue,
-    renew_at: Instant,
-}
-
-/// What came back from one HTTP exchange that is not retried.
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
-}
-
 /// The Bitwarden Public API client. Cheap to share behind an `Arc`; one token at a time.
 pub struct Client {
-    http: reqwest::Client,
+    http: HttpClient,
+    tokens: TokenCache,
     urls: Urls,
     client_id: String,
     client_secret: SecretValue,
@@ -282,10 +217,6 @@ pub struct Client {
     device_identifier: String,
     /// Where the API key comes from, for error messages (never the values).
     key_source: String,
-    retry: RetryPolicy,
-    token: Mutex<Option<Token>>,
-    /// The last few tokens, to scrub them from messages of calls that used them.
-    recent_tokens: std::sync::Mutex<Vec<SecretValue>>,
 }
 
 impl fmt::Debug for Client {
@@ -321,10 +252,9 @@ impl Client {
         options: ClientOptions,
     ) -> Result<Client, Error> {
         let ca = match ca_pem {
-            Some(pem) => Some(
-                parse_ca_bundle(pem)
-                    .map_err(|m| Error::invalid("spec.bitwarden.caSecretRef", format!("the CA bundle {m}")))?,
-            ),
+            Some(pem) => {
+                Some(parse_ca_bundle(pem).map_err(|e| Error::invalid(CA_FIELD, format!("the CA bundle {e}")))?)
+            }
             None => None,
         };
         Client::build(
@@ -341,7 +271,7 @@ impl Client {
         urls: Urls,
         client_id: &str,
         client_secret: SecretValue,
-        ca: Option<Vec<reqwest::Certificate>>,
+        ca: Option<Vec<rustls::pki_types::CertificateDer<'static>>>,
         options: ClientOptions,
         key_source: String,
     ) -> Result<Client, Error> {
@@ -352,33 +282,28 @@ impl Client {
                  key), not a personal API key"
             )));
         };
-        crate::init_crypto();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .timeout(options.request_timeout)
-            .user_agent(concat!("dirsync/", env!("CARGO_PKG_VERSION")))
-            // Never follow a redirect: a 307 would resend the client secret to another host.
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(certs) = ca {
-            builder = builder.tls_certs_merge(certs);
-        }
-        let http = builder.build().map_err(|e| {
-            Error::invalid(
-                "spec.bitwarden.caSecretRef",
-                format!("cannot set up TLS with the CA bundle: {}", error_chain(&e)),
-            )
-        })?;
+        let scrubber = Scrubber::new([client_secret.clone()]);
+        let http = HttpClient::new(
+            Side::Bitwarden,
+            HttpOptions {
+                retry: options.retry,
+                connect_timeout: options.connect_timeout,
+                request_timeout: options.request_timeout,
+                ca,
+                timeout_field: Some(TIMEOUT_FIELD.into()),
+                ..HttpOptions::new(URL_FIELD, CA_FIELD)
+            },
+            scrubber.clone(),
+        )?;
         Ok(Client {
             http,
+            tokens: TokenCache::new(TOKEN_RENEW_MARGIN, scrubber),
             device_identifier: device_identifier(client_id),
             org_id: org_id.to_string(),
             client_id: client_id.to_string(),
             client_secret,
             urls,
             key_source,
-            retry: options.retry,
-            token: Mutex::new(None),
-            recent_tokens: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -389,38 +314,11 @@ impl Client {
 
     /// Drops the cached access token: the next call fetches a new one.
     pub async fn forget_token(&self) {
-        *self.token.lock().await = None;
+        self.tokens.clear().await;
     }
 
-    /// A valid access token: the cached one, or a new one.
-    async fn access_token(&self) -> Result<SecretValue, Error> {
-        let mut cached = self.token.lock().await;
-        if let Some(token) = cached.as_ref()
-            && Instant::now() < token.renew_at
-        {
-            return Ok(token.value.clone());
-        }
-        *cached = None;
-        let token = self.fetch_token().await?;
-        let value = token.value.clone();
-        let mut recent = self.recent_tokens.lock().unwrap_or_else(|e| e.into_inner());
-        recent.push(value.clone());
-        let excess = recent.len().saturating_sub(4);
-        recent.drain(..excess);
-        drop(recent);
-        *cached = Some(token);
-        Ok(value)
-    }
-
-    /// Forgets `used` if it is still the cached token (another call may have renewed it).
-    async fn invalidate_token(&self, used: &SecretValue) {
-        let mut cached = self.token.lock().await;
-        if cached.as_ref().is_some_and(|t| &t.value == used) {
-            *cached = None;
-        }
-    }
-
-    async fn fetch_token(&self) -> Result<Token, Error> {
+    /// A new access token, within the deadline of the call that needs it.
+    async fn fetch_token(&self, deadline: Instant) -> Result<Token, Error> {
         #[derive(Deserialize)]
         struct TokenResponse {
             access_token: String,
@@ -438,8 +336,9 @@ impl Client {
             ("deviceIdentifier", self.device_identifier.as_str()),
             ("deviceName", DEVICE_NAME),
         ];
-        let requested_at = Instant::now();
-        let reply = self.send("token", || self.http.post(&url).form(&form)).await?;
+        // Asking for a token twice is harmless: idempotent.
+        let call = Call::idempotent("token").until(deadline);
+        let reply = self.http.send(call, |c| c.post(&url).form(&form)).await?;
         let status = reply.status;
         if status.is_success() {
             let token: TokenResponse = serde_json::from_slice(&reply.body)
@@ -448,25 +347,31 @@ impl Client {
                 .ok_or_else(|| {
                     Error::BitwardenUnavailable(format!(
                         "the identity service at {} answered HTTP {status} without an access \
-                         token: check spec.bitwarden.identityUrl (or serverUrl)",
-                        host_of(&url)
+                         token ({}): check spec.bitwarden.identityUrl (or serverUrl)",
+                        reply.host,
+                        reply.describe_body()
                     ))
                 })?;
-            let lifetime = Duration::from_secs(token.expires_in.unwrap_or(3600));
             return Ok(Token {
                 value: SecretValue::new(token.access_token),
-                renew_at: requested_at + lifetime.saturating_sub(TOKEN_RENEW_MARGIN),
+                lifetime: Duration::from_secs(token.expires_in.unwrap_or(3600)),
             });
         }
         if status.is_redirection() {
-            return Err(self.redirect_error(&url, &reply));
+            return Err(self.http.redirect_error(&reply));
         }
-        let detail = describe_error_body(&reply.body);
+        Err(Error::BitwardenAuthFailed(self.token_refusal(&reply)))
+    }
+
+    /// What a refused token request means, and what to fix.
+    fn token_refusal(&self, reply: &Reply) -> String {
+        let status = reply.status;
+        let detail = reply.detail();
         let code = serde_json::from_slice::<serde_json::Value>(&reply.body)
             .ok()
             .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
             .unwrap_or_default();
-        let message = match code.as_str() {
+        match code.as_str() {
             "invalid_client" | "invalid_grant" | "unauthorized_client" => format!(
                 "Bitwarden rejected the organization API key ({code}): check the client id and \
                  client secret of {}; the API key may have been rotated (Admin Console → \
@@ -480,7 +385,7 @@ impl Client {
             ),
             _ if status == StatusCode::BAD_REQUEST => format!(
                 "the identity service at {} refused the token request (HTTP 400{}): check {}",
-                host_of(&url),
+                reply.host,
                 if detail.is_empty() {
                     String::new()
                 } else {
@@ -491,7 +396,7 @@ impl Client {
             _ => format!(
                 "the identity service at {} answered HTTP {status} to the token request{}: \
                  check spec.bitwarden.identityUrl (or serverUrl) and {}",
-                host_of(&url),
+                reply.host,
                 if detail.is_empty() {
                     String::new()
                 } else {
@@ -499,137 +404,26 @@ impl Client {
                 },
                 self.key_source
             ),
-        };
-        Err(Error::BitwardenAuthFailed(message))
-    }
-
-    /// Sends one request (built anew for every attempt), retrying 429, 5xx and transport errors
-    /// per the policy. Returns every other answer.
-    async fn send(&self, operation: &'static str, make: impl Fn() -> reqwest::RequestBuilder) -> Result<Reply, Error> {
-        let mut delays = self.retry.delays();
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let request = make().build().map_err(|e| {
-                Error::BitwardenUnavailable(format!(
-                    "cannot build the {operation} request: {}",
-                    error_chain(&e.without_url())
-                ))
-            })?;
-            let method = request.method().clone();
-            let path = request.url().path().to_string();
-            let host = host_of(request.url().as_str());
-            let started = Instant::now();
-            let outcome = match self.http.execute(request).await {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    response.bytes().await.map(|body| Reply {
-                        status,
-                        headers,
-                        body: body.to_vec(),
-                    })
-                }
-                Err(e) => Err(e),
-            };
-            let elapsed = started.elapsed();
-            let elapsed_ms = elapsed.as_millis() as u64;
-            let status_code = outcome.as_ref().ok().map(|r| r.status.as_u16());
-            crate::metrics::bitwarden_request(
-                operation,
-                crate::metrics::status_class(status_code),
-                elapsed.as_secs_f64(),
-            );
-            let reply = match outcome {
-                Ok(reply) => reply,
-                Err(e) => {
-                    let cause = describe_transport_error(&e);
-                    debug!(operation, %method, path, elapsed_ms, attempt, error = %cause,
-                        "bitwarden request failed");
-                    match delays.next() {
-                        Some(delay) => {
-                            tokio::time::sleep(delay).await;
-                            continue;
-                        }
-                        None => {
-                            return Err(Error::BitwardenUnavailable(format!(
-                                "cannot reach Bitwarden at {host} ({method} {path}, {attempt} \
-                                 attempts): {cause}"
-                            )));
-                        }
-                    }
-                }
-            };
-            let status = reply.status;
-            debug!(operation, %method, path, status = status.as_u16(), elapsed_ms, attempt,
-                "bitwarden request");
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                let retry_after = retry_after(&reply.headers);
-                if let Some(wait) = retry_after
-                    && wait > self.retry.max_retry_after
-                {
-                    return Err(Error::RateLimited(format!(
-                        "Bitwarden at {host} is rate limiting {method} {path} (HTTP 429) and asks \
-                         to wait {}s (until {}): the next sync will try again",
-                        wait.as_secs(),
-                        retry_time(wait)
-                    )));
-                }
-                match delays.next() {
-                    Some(delay) => {
-                        tokio::time::sleep(retry_after.unwrap_or(delay)).await;
-                        continue;
-                    }
-                    None => {
-                        return Err(Error::RateLimited(format!(
-                            "Bitwarden at {host} kept rate limiting {method} {path} (HTTP 429, \
-                             {attempt} attempts; the cloud allows 10 token requests/min, 60 \
-                             POST/min and 200 GET/min per client IP): the next sync will try again"
-                        )));
-                    }
-                }
-            }
-            if status.is_server_error() {
-                let wait = retry_after(&reply.headers).filter(|w| *w <= self.retry.max_retry_after);
-                match delays.next() {
-                    Some(delay) => {
-                        tokio::time::sleep(wait.unwrap_or(delay)).await;
-                        continue;
-                    }
-                    None => {
-                        let detail = describe_error_body(&reply.body);
-                        return Err(Error::BitwardenUnavailable(format!(
-                            "Bitwarden at {host} answered HTTP {status} to {method} {path} \
-                             ({attempt} attempts){}",
-                            if detail.is_empty() {
-                                String::new()
-                            } else {
-                                format!(": {detail}")
-                            }
-                        )));
-                    }
-                }
-            }
-            return Ok(reply);
         }
     }
 
-    /// An authenticated API call: renews the token once on a 401 and repeats the call.
+    /// An authenticated API call (the token renewed once on a 401, within the call's budget).
     async fn api(
         &self,
-        operation: &'static str,
+        call: Call,
         method: Method,
         path: &str,
         query: &[(&str, &str)],
         json_body: Option<&[u8]>,
     ) -> Result<Reply, Error> {
         let url = format!("{}{path}", self.urls.api);
-        let mut renewed = false;
-        loop {
-            let token = self.access_token().await?;
-            let reply = self
-                .send(operation, || {
-                    let mut request = self.http.request(method.clone(), &url).bearer_auth(token.expose());
+        self.http
+            .send_authorised(
+                call,
+                &self.tokens,
+                |deadline| self.fetch_token(deadline),
+                |c, token| {
+                    let mut request = c.request(method.clone(), &url).bearer_auth(token.expose());
                     if !query.is_empty() {
                         request = request.query(query);
                     }
@@ -637,33 +431,26 @@ impl Client {
                         request = request.header(CONTENT_TYPE, "application/json").body(body.to_vec());
                     }
                     request
-                })
-                .await?;
-            if reply.status == StatusCode::UNAUTHORIZED && !renewed {
-                debug!(operation, path, "access token refused (401): renewing it once");
-                self.invalidate_token(&token).await;
-                renewed = true;
-                continue;
-            }
-            return Ok(reply);
-        }
+                },
+            )
+            .await
     }
 
     /// The error of an API answer that is neither success nor retried.
-    fn api_error(&self, what: &str, method: &Method, path: &str, reply: &Reply) -> Error {
+    fn api_error(&self, what: &str, path: &str, reply: &Reply) -> Error {
         let status = reply.status;
-        let url = format!("{}{path}", self.urls.api);
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Error::BitwardenAuthFailed(format!(
-                "Bitwarden refused access to {method} {path} (HTTP {status}): check {}; the key may have been rotated, or the \
-                 organization may not be allowed to use the Public API / directory sync",
+                "Bitwarden refused access to {} (HTTP {status}): check {}; the key may have been \
+                 rotated, or the organization may not be allowed to use the Public API / directory sync",
+                reply.request(),
                 self.key_source
             ));
         }
         if status.is_redirection() {
-            return self.redirect_error(&url, reply);
+            return self.http.redirect_error(reply);
         }
-        let detail = describe_error_body(&reply.body);
+        let detail = reply.detail();
         if status.is_client_error() {
             let mut message = format!("Bitwarden rejected {what} (HTTP {status})");
             if !detail.is_empty() {
@@ -674,33 +461,20 @@ impl Client {
             }
             if status == StatusCode::NOT_FOUND {
                 message.push_str(&format!(
-                    " — check spec.bitwarden.apiUrl (or serverUrl): {url} was not found"
+                    " — check spec.bitwarden.apiUrl (or serverUrl): {}{path} was not found",
+                    self.urls.api
                 ));
             }
             return Error::BitwardenRejected(message);
         }
         Error::BitwardenUnavailable(format!(
             "Bitwarden at {} answered {what} with an unexpected HTTP {status}{}",
-            host_of(&url),
+            reply.host,
             if detail.is_empty() {
                 String::new()
             } else {
                 format!(": {detail}")
             }
-        ))
-    }
-
-    fn redirect_error(&self, url: &str, reply: &Reply) -> Error {
-        let location = reply
-            .headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .map(|l| l.split('?').next().unwrap_or_default().to_string())
-            .unwrap_or_default();
-        Error::BitwardenUnavailable(format!(
-            "{url} redirects (HTTP {}) to {location:?}; redirects are not followed: set \
-             spec.bitwarden.serverUrl (or apiUrl / identityUrl) to the final URL",
-            reply.status
         ))
     }
 
@@ -717,7 +491,9 @@ impl Client {
                 .as_deref()
                 .map(|t| vec![("continuationToken", t)])
                 .unwrap_or_default();
-            let reply = self.api(operation, Method::GET, path, &query, None).await?;
+            let reply = self
+                .api(Call::idempotent(operation), Method::GET, path, &query, None)
+                .await?;
             if reply.status == StatusCode::NOT_FOUND && page == 0 {
                 debug!(
                     operation,
@@ -726,24 +502,17 @@ impl Client {
                 return Ok(None);
             }
             if !reply.status.is_success() {
-                return Err(self.api_error(what, &Method::GET, path, &reply));
+                return Err(self.api_error(what, path, &reply));
             }
-            let list: ListResponse<T> = serde_json::from_slice(&reply.body).map_err(|e| {
-                Error::BitwardenUnavailable(format!(
-                    "Bitwarden at {} answered GET {path} with an unexpected body (not a list, \
-                     line {} column {})",
-                    host_of(&self.urls.api),
-                    e.line(),
-                    e.column()
-                ))
-            })?;
+            let list: ListResponse<T> = reply.json_as(Side::Bitwarden, "a list")?;
             items.extend(list.data);
             match list.continuation_token.filter(|t| !t.is_empty()) {
                 None => return Ok(Some(items)),
                 Some(next) if Some(&next) == continuation.as_ref() => {
                     return Err(Error::BitwardenUnavailable(format!(
-                        "Bitwarden at {} repeats the same continuation token for GET {path}",
-                        host_of(&self.urls.api)
+                        "Bitwarden at {} repeats the same continuation token for {}",
+                        reply.host,
+                        reply.request()
                     )));
                 }
                 Some(next) => continuation = Some(next),
@@ -751,34 +520,8 @@ impl Client {
         }
         Err(Error::BitwardenUnavailable(format!(
             "Bitwarden at {} returned more than {MAX_PAGES} pages for GET {path}",
-            host_of(&self.urls.api)
+            crate::net::host_of(&self.urls.api)
         )))
-    }
-
-    /// Removes the client secret and the recent access tokens from a message (in case a server
-    /// echoes them), as a last line of defence.
-    fn scrub(&self, error: Error) -> Error {
-        let mut secrets = vec![self.client_secret.clone()];
-        let recent = self.recent_tokens.lock().unwrap_or_else(|e| e.into_inner());
-        secrets.extend(recent.iter().cloned());
-        drop(recent);
-        let clean = |s: String| {
-            let mut s = s;
-            for secret in &secrets {
-                // Real secrets and tokens are long; a short test value would mangle the text.
-                if secret.expose().len() >= 8 {
-                    s = s.replace(secret.expose(), "<redacted>");
-                }
-            }
-            s
-        };
-        match error {
-            Error::BitwardenAuthFailed(m) => Error::BitwardenAuthFailed(clean(m)),
-            Error::BitwardenUnavailable(m) => Error::BitwardenUnavailable(clean(m)),
-            Error::BitwardenRejected(m) => Error::BitwardenRejected(clean(m)),
-            Error::RateLimited(m) => Error::RateLimited(clean(m)),
-            other => other,
-        }
     }
 
     async fn import_inner(&self, request: &ImportRequest<'_>) -> Result<(), Error> {
@@ -791,12 +534,26 @@ impl Client {
             large_import = request.large_import,
             "sending import"
         );
-        let reply = self.api("import", Method::POST, IMPORT_PATH, &[], Some(&body)).await?;
-        if reply.status.is_success() {
-            Ok(())
-        } else {
-            Err(self.api_error("the import", &Method::POST, IMPORT_PATH, &reply))
+        // Not idempotent while it runs: never sent again once the server may have started it.
+        let call = Call::not_idempotent("import");
+        let reply = self.api(call, Method::POST, IMPORT_PATH, &[], Some(&body)).await?;
+        if !reply.status.is_success() {
+            return Err(self.api_error("the import", IMPORT_PATH, &reply));
         }
+        // Success is an empty 200 (JSON tolerated); anything else came from something in between.
+        if reply.body_is_blank() || reply.is_json() {
+            return Ok(());
+        }
+        Err(Error::BitwardenUnavailable(format!(
+            "Bitwarden at {} answered the import ({}) with HTTP {} but {}, which is not \
+             Bitwarden's answer (a proxy or login page in between?): the import {OUTCOME_UNKNOWN}; \
+             check spec.bitwarden.serverUrl (or apiUrl) and any proxy on the way; the next sync \
+             repeats it",
+            reply.host,
+            reply.request(),
+            reply.status,
+            reply.describe_body()
+        )))
     }
 }
 
@@ -811,148 +568,20 @@ impl BitwardenApi for Client {
     }
 
     async fn import(&self, request: &ImportRequest) -> Result<(), Error> {
-        match self.import_inner(request).await {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.scrub(e)),
-        }
+        self.import_inner(request).await.map_err(|e| self.http.scrub(e))
     }
 
     async fn list_members(&self) -> Result<Option<Vec<OrgMember>>, Error> {
-        match self.list("list_members", MEMBERS_PATH, "listing the members").await {
-            Ok(members) => Ok(members),
-            Err(e) => Err(self.scrub(e)),
-        }
+        self.list("list_members", MEMBERS_PATH, "listing the members")
+            .await
+            .map_err(|e| self.http.scrub(e))
     }
 
     async fn list_groups(&self) -> Result<Option<Vec<OrgGroup>>, Error> {
-        match self.list("list_groups", GROUPS_PATH, "listing the groups").await {
-            Ok(groups) => Ok(groups),
-            Err(e) => Err(self.scrub(e)),
-        }
+        self.list("list_groups", GROUPS_PATH, "listing the groups")
+            .await
+            .map_err(|e| self.http.scrub(e))
     }
-}
-
-fn host_of(url: &str) -> String {
-    reqwest::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            u.host_str().map(|h| match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            })
-        })
-        .unwrap_or_else(|| url.to_string())
-}
-
-/// When a wait that starts now ends, to the second (UTC).
-fn retry_time(wait: Duration) -> String {
-    let secs = i64::try_from(wait.as_secs()).unwrap_or(i64::MAX);
-    jiff::Timestamp::now()
-        .checked_add(jiff::SignedDuration::from_secs(secs))
-        .ok()
-        .and_then(|t| t.round(jiff::Unit::Second).ok())
-        .map(|t| t.to_string())
-        .unwrap_or_else(|| "later".into())
-}
-
-/// `Retry-After` as a delay: delta-seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).ok()?;
-    let wait = at.duration_since(jiff::Timestamp::now());
-    Some(Duration::try_from(wait).unwrap_or(Duration::ZERO))
-}
-
-/// `message` and the first field errors of a Public API error body
-/// (`{"object":"error","message":"...","errors":{"field":["..."]}}`), else what other shapes
-/// (OAuth `error_description`, Vaultwarden) carry, else the start of the text.
-fn describe_error_body(body: &[u8]) -> String {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        let text = String::from_utf8_lossy(body);
-        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
-        if text.starts_with('<') {
-            return String::new(); // an HTML error page says nothing useful
-        }
-        return truncate(&text, 300);
-    };
-    fn str_at<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
-        v.get(key)
-            .and_then(|x| x.as_str())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-    }
-    let mut message = str_at(&value, "message")
-        .or_else(|| str_at(&value, "error_description"))
-        .or_else(|| value.get("error").and_then(|e| str_at(e, "description")))
-        .or_else(|| str_at(&value, "error"))
-        .unwrap_or_default()
-        .to_string();
-    let mut fields = Vec::new();
-    for key in ["errors", "validationErrors"] {
-        if let Some(errors) = value.get(key).and_then(|e| e.as_object()) {
-            for (field, messages) in errors {
-                let first = match messages {
-                    serde_json::Value::Array(list) => list.iter().find_map(|m| m.as_str()),
-                    serde_json::Value::String(s) => Some(s.as_str()),
-                    _ => None,
-                };
-                if let Some(first) = first {
-                    fields.push(format!("{field}: {first}"));
-                }
-            }
-        }
-    }
-    if !fields.is_empty() {
-        let more = fields.len().saturating_sub(3);
-        fields.truncate(3);
-        let mut list = fields.join("; ");
-        if more > 0 {
-            list.push_str(&format!("; and {more} more"));
-        }
-        message = if message.is_empty() {
-            list
-        } else {
-            format!("{message} ({list})")
-        };
-    }
-    truncate(&message, 1000)
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(max).collect::<String>())
-    }
-}
-
-fn describe_transport_error(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() || e.is_decode() {
-        "reading the answer failed"
-    } else {
-        "request failed"
-    };
-    format!("{kind}: {}", error_chain(e))
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -988,83 +617,5 @@ mod tests {
         );
         assert!(is_uuid(&a), "{a}");
         assert_eq!(&a[14..15], "8");
-    }
-
-    #[test]
-    fn retry_after_takes_seconds_or_an_http_date() {
-        let mut h = HeaderMap::new();
-        h.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
-        let later = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(120);
-        let date = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&later);
-        h.insert(RETRY_AFTER, date.unwrap().parse().unwrap());
-        let wait = retry_after(&h).unwrap();
-        assert!(
-            wait > Duration::from_secs(110) && wait <= Duration::from_secs(120),
-            "{wait:?}"
-        );
-        h.insert(RETRY_AFTER, "Thu, 01 Jan 1970 00:00:01 GMT".parse().unwrap());
-        assert_eq!(retry_after(&h), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&h), None);
-    }
-
-    #[test]
-    fn the_default_policy_backs_off_exponentially_with_a_cap() {
-        let policy = RetryPolicy {
-            jitter: false,
-            ..RetryPolicy::default()
-        };
-        let delays: Vec<_> = policy.delays().collect();
-        assert_eq!(delays, [1, 2, 4].map(Duration::from_secs));
-        let jittered: Vec<_> = RetryPolicy::default().delays().collect();
-        assert_eq!(jittered.len(), 3);
-        for (d, base) in jittered.iter().zip([1, 2, 4]) {
-            assert!(*d >= Duration::from_secs(base) && *d <= Duration::from_secs(2 * base));
-        }
-        let long = RetryPolicy {
-            max_attempts: 10,
-            ..RetryPolicy::default()
-        };
-        assert!(long.delays().all(|d| d <= Duration::from_secs(30)));
-        assert_eq!(RetryPolicy::no_retries().delays().count(), 0);
-    }
-
-    #[test]
-    fn error_bodies_are_summarised() {
-        let body = br#"{"object":"error","message":"The model state is invalid.",
-            "errors":{"Members[0].Email":["The Email field is not a valid e-mail address."],
-                      "Groups[0].Name":["The field Name must be a string with a maximum length of 100."]}}"#;
-        assert_eq!(
-            describe_error_body(body),
-            "The model state is invalid. (Groups[0].Name: The field Name must be a string with a \
-             maximum length of 100.; Members[0].Email: The Email field is not a valid e-mail \
-             address.)"
-        );
-        assert_eq!(
-            describe_error_body(br#"{"object":"error","message":"Organization cannot use groups.","errors":null}"#),
-            "Organization cannot use groups."
-        );
-        assert_eq!(
-            describe_error_body(br#"{"error":"invalid_client","error_description":"bad"}"#),
-            "bad"
-        );
-        assert_eq!(
-            describe_error_body(br#"{"error":{"code":422,"reason":"Unprocessable Entity","description":"missing field `overwriteExisting`"}}"#),
-            "missing field `overwriteExisting`"
-        );
-        assert_eq!(describe_error_body(b""), "");
-        assert_eq!(describe_error_body(b"<html><body>502</body></html>"), "");
-        assert_eq!(describe_error_body(b"Bad  Gateway\n"), "Bad Gateway");
-    }
-
-    #[test]
-    fn ca_bundles_are_checked() {
-        assert!(parse_ca_bundle(b"").unwrap_err().contains("no PEM certificate"));
-        assert!(parse_ca_bundle(b"not a certificate").unwrap_err().contains("no PEM"));
-        let broken = b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n";
-        assert!(parse_ca_bundle(broken).is_err());
-        let not_der = b"-----BEGIN CERTIFICATE-----\naGVsbG8gd29ybGQ=\n-----END CERTIFICATE-----\n";
-        assert!(parse_ca_bundle(not_der).unwrap_err().contains("not a usable CA"));
     }
 }

@@ -18,7 +18,9 @@ pub trait BitwardenApi: Send + Sync {
     fn api_url(&self) -> &str;
     /// The organization id, from the API key's client id (part of the sync hash).
     fn organization_id(&self) -> &str;
-    /// Sends one import request. Success is an empty 200.
+    /// Sends one import request. Success is an empty 200. It is never sent twice while it may
+    /// be running: an error for which [`crate::net::outcome_unknown`] is true means it may or may
+    /// not have been applied (timeout, broken answer, 5xx); any other error means it was not.
     async fn import(&self, request: &ImportRequest) -> Result<(), Error>;
     /// The organization's members, or `None` when the server has no such endpoint (Vaultwarden).
     async fn list_members(&self) -> Result<Option<Vec<OrgMember>>, Error>;

@@ -225,13 +225,21 @@ impl<'a> Session<'a> {
                         groups = request.groups.len(),
                         "sending import"
                     );
-                    bitwarden.import(request).await.map_err(|e| match i {
-                        0 => e,
-                        applied => e.with_note(&format!(
-                            "{applied} of {} import batches had been applied; the next sync sends them all again \
-                             (an import is idempotent)",
-                            plan.requests.len()
-                        )),
+                    bitwarden.import(request).await.map_err(|e| {
+                        let n = plan.requests.len();
+                        if n == 1 {
+                            return e;
+                        }
+                        // A batch that may have been applied (a timeout mid-import) counts as maybe.
+                        let applied = if crate::net::outcome_unknown(&e) {
+                            format!("{i} (or {}) of {n}", i + 1)
+                        } else {
+                            format!("{i} of {n}")
+                        };
+                        e.with_note(&format!(
+                            "{applied} import batches had been applied; the next sync sends them all again \
+                             (an import is idempotent)"
+                        ))
                     })?;
                 }
             }

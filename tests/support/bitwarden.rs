@@ -34,7 +34,9 @@
 //! - `GET /api/public/members` and `/api/public/groups` list the organization, in pages of
 //!   [`BitwardenDouble::set_page_size`] with `continuationToken`; 404 in Vaultwarden mode.
 //! - Programmed failures ([`BitwardenDouble::fail_next`]) answer before anything else
-//!   (authentication included), once per request, in order.
+//!   (authentication included), once per request, in order: a status with a body
+//!   ([`Failure::error`], [`Failure::body`]), the request echoed back ([`Failure::echo`]), a hang
+//!   ([`Failure::hang`]), a connection closed without an answer ([`Failure::drop_connection`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -195,6 +197,8 @@ pub struct Failure {
     pub body: String,
     pub headers: Vec<(String, String)>,
     pub delay: Option<Duration>,
+    /// Answer with the request's own body (a server that echoes what it got).
+    pub echo: bool,
 }
 
 impl Failure {
@@ -205,7 +209,43 @@ impl Failure {
             body: String::new(),
             headers: Vec::new(),
             delay: None,
+            echo: false,
         }
+    }
+
+    /// `status` with `content_type` and `body` (an HTML page from a proxy, ...).
+    pub fn body(status: u16, content_type: &str, body: &str) -> Failure {
+        Failure {
+            body: body.to_string(),
+            ..Failure::status(status)
+        }
+        .header("content-type", content_type)
+    }
+
+    /// `status` with the request's body as the answer's (`text/plain`), as a server that echoes
+    /// the form it got into its error page.
+    pub fn echo(status: u16) -> Failure {
+        Failure {
+            echo: true,
+            ..Failure::status(status)
+        }
+        .header("content-type", "text/plain")
+    }
+
+    /// The connection is closed after the request, without an answer (the server's answer
+    /// promises more bytes than it has, so it is never sent). For an answer cut off mid-body, see
+    /// `support::raw::RawServer::cut_mid_body`.
+    pub fn drop_connection() -> Failure {
+        Failure {
+            body: "{\"partial\":".to_string(),
+            ..Failure::status(200)
+        }
+        .header("content-length", "1000")
+    }
+
+    /// Answers only after an hour: a server that hangs.
+    pub fn hang() -> Failure {
+        Failure::status(200).delayed(Duration::from_secs(3600))
     }
 
     /// `status` with a JSON body.
@@ -252,12 +292,14 @@ impl Failure {
         self
     }
 
-    fn template(&self) -> ResponseTemplate {
+    fn template(&self, request: &Request) -> ResponseTemplate {
         let mut t = ResponseTemplate::new(self.status);
         for (k, v) in &self.headers {
             t = t.insert_header(k.as_str(), v.as_str());
         }
-        if !self.body.is_empty() {
+        if self.echo {
+            t = t.set_body_bytes(request.body.clone());
+        } else if !self.body.is_empty() {
             t = t.set_body_bytes(self.body.clone().into_bytes());
         }
         if let Some(d) = self.delay {
@@ -607,7 +649,7 @@ impl Respond for Router {
         if let Some(queue) = s.failures.get_mut(&endpoint)
             && let Some((failure, left)) = queue.front_mut()
         {
-            let template = failure.template();
+            let template = failure.template(request);
             *left -= 1;
             if *left == 0 {
                 queue.pop_front();
@@ -621,7 +663,7 @@ impl Respond for Router {
                     return ResponseTemplate::new(404);
                 }
                 if !s.authorized(request) {
-                    return Failure::unauthorized().template();
+                    return Failure::unauthorized().template(request);
                 }
                 match endpoint {
                     Endpoint::Import => s.import(&request.body),

@@ -6,7 +6,9 @@
 pub mod bitwarden;
 pub mod flows;
 pub mod kube;
+pub mod raw;
 pub mod samba;
 pub mod secrets;
 pub mod slapd;
+pub mod tls;
 pub mod vendor;

@@ -9,7 +9,7 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
 use super::config::Settings;
 use crate::Error;
@@ -58,8 +58,8 @@ impl Connector {
             let roots = match ca {
                 Some((r, pem)) => {
                     let field = format!("{P}.tls.caSecretRef");
-                    roots_from_pem(pem.expose().as_bytes())
-                        .map_err(|m| Error::invalid(&field, format!("Secret {:?} key {:?}: {m}", r.name, r.key)))?
+                    crate::net::tls::ca_root_store(pem.expose().as_bytes())
+                        .map_err(|m| Error::invalid(&field, format!("Secret {:?} key {:?} {m}", r.name, r.key)))?
                 }
                 None => system_roots(),
             };
@@ -171,37 +171,15 @@ impl Connector {
     }
 
     fn tls_hint(&self, e: &rustls::Error) -> String {
-        match e {
-            rustls::Error::InvalidCertificate(c) => match c {
-                CertificateError::UnknownIssuer | CertificateError::BadSignature | CertificateError::BadEncoding => {
-                    "certificate not trusted; set tls.caSecretRef to \
-                     the CA that signs the server certificate"
-                        .into()
-                }
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
-                    format!(
-                        "the server certificate is not valid for {:?}; use a host name from its \
-                         subject alternative names in url",
-                        self.settings.endpoint.rsplit_once(':').map_or("", |h| h.0)
-                    )
-                }
-                CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
-                    "the server certificate has expired".into()
-                }
-                CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
-                    "the server certificate is not valid yet (check the clocks)".into()
-                }
-                other => format!("invalid server certificate ({other:?})"),
+        crate::net::tls::describe_tls_error(
+            e,
+            &self.settings.endpoint,
+            &crate::net::tls::TlsFields {
+                ca: format!("{P}.tls.caSecretRef"),
+                url: format!("{P}.url"),
+                client_cert: Some(format!("{P}.tls.clientCertSecretRef")),
             },
-            rustls::Error::AlertReceived(alert) => format!(
-                "the server refused the handshake ({alert:?}); if it requires a client \
-                 certificate, set tls.clientCertSecretRef"
-            ),
-            rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-                "the server did not answer with TLS; is this port plain ldap://?".into()
-            }
-            other => other.to_string(),
-        }
+        )
     }
 
     fn tls_failure(&self, detail: String) -> Error {
@@ -278,20 +256,6 @@ fn server_text(text: &str) -> String {
     } else {
         format!(" (server says: {t})")
     }
-}
-
-fn roots_from_pem(pem: &[u8]) -> Result<RootCertStore, String> {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(pem) {
-        let cert = cert.map_err(|e| format!("not a PEM certificate bundle ({e})"))?;
-        roots
-            .add(cert)
-            .map_err(|e| format!("not a usable CA certificate ({e})"))?;
-    }
-    if roots.is_empty() {
-        return Err("holds no PEM certificate".into());
-    }
-    Ok(roots)
 }
 
 /// The system trust store (honours `SSL_CERT_FILE`), the same one ldap3 uses without a `tls`
