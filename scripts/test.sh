@@ -7,6 +7,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dirsync-target}
 for installer in scripts/ci-install-*.sh; do
   [ -e "$installer" ] && bash "$installer"
 done
-cargo test --all-targets --no-fail-fast "$@"
+# Two tiers: the unit and HTTP-double tests need nothing installed (plain `cargo test`); the
+# `test-servers` feature adds the tests against real slapd, Samba AD and kube-apiserver, which
+# fail (never skip) when a server cannot start.
+cargo test --all-targets --features test-servers --no-fail-fast "$@"
 # The chart, manifests, alerts and Dockerfile, with Helm's SDK, kubernetes-validate, promtool and hadolint.
 ./scripts/test-chart.sh

@@ -68,6 +68,7 @@ pub struct DirectorySyncStatus {
 pub struct PendingRemoval {
     pub external_id: String,
     #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
     pub email: String,
     /// `Disabled` (the directory disables the user, with `removeDisabled`) or `OutOfScope`
     /// (the user left the directory's scope, with `removeOutOfScope`).
@@ -121,11 +122,14 @@ pub struct UserCounts {
 pub struct Changes {
     /// Active members in the requests.
     #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
     pub members_sent: u64,
     /// Members sent as deleted (removals asked for).
     #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
     pub removals_sent: u64,
     #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
     pub groups_sent: u64,
     /// Members in the requests that the organization did not have yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]

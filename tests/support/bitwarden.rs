@@ -38,17 +38,17 @@
 //!   ([`Failure::error`], [`Failure::body`]), the request echoed back ([`Failure::echo`]), a hang
 //!   ([`Failure::hang`]), a connection closed without an answer ([`Failure::drop_connection`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use dirsync::api::{ApiKeySecretRef, BitwardenSpec};
 use dirsync::bitwarden::{Client, ClientOptions, RetryPolicy, Urls};
 use dirsync::secrets::SecretValue;
 use serde_json::{Value, json};
-use wiremock::matchers::any;
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{Request, ResponseTemplate};
 
+pub use super::double::{Failure, RecordedRequest, new_id};
+use super::double::{HttpDouble, StateGuard, json_response, parse_form};
 use super::secrets::MemorySecrets;
 
 /// Name of the API key Secret in [`BitwardenDouble::spec`] and [`BitwardenDouble::secrets`].
@@ -190,85 +190,23 @@ pub enum Endpoint {
     Groups,
 }
 
-/// A programmed answer that replaces the normal handling of one request.
-#[derive(Clone, Debug)]
-pub struct Failure {
-    pub status: u16,
-    pub body: String,
-    pub headers: Vec<(String, String)>,
-    pub delay: Option<Duration>,
-    /// Answer with the request's own body (a server that echoes what it got).
-    pub echo: bool,
+impl Endpoint {
+    /// The route name of the endpoint in the double toolkit.
+    pub fn route(self) -> &'static str {
+        match self {
+            Endpoint::Token => "token",
+            Endpoint::Import => "import",
+            Endpoint::Members => "members",
+            Endpoint::Groups => "groups",
+        }
+    }
 }
 
+/// The Bitwarden answers among the toolkit's failures.
 impl Failure {
-    /// `status` with an empty body.
-    pub fn status(status: u16) -> Failure {
-        Failure {
-            status,
-            body: String::new(),
-            headers: Vec::new(),
-            delay: None,
-            echo: false,
-        }
-    }
-
-    /// `status` with `content_type` and `body` (an HTML page from a proxy, ...).
-    pub fn body(status: u16, content_type: &str, body: &str) -> Failure {
-        Failure {
-            body: body.to_string(),
-            ..Failure::status(status)
-        }
-        .header("content-type", content_type)
-    }
-
-    /// `status` with the request's body as the answer's (`text/plain`), as a server that echoes
-    /// the form it got into its error page.
-    pub fn echo(status: u16) -> Failure {
-        Failure {
-            echo: true,
-            ..Failure::status(status)
-        }
-        .header("content-type", "text/plain")
-    }
-
-    /// The connection is closed after the request, without an answer (the server's answer
-    /// promises more bytes than it has, so it is never sent). For an answer cut off mid-body, see
-    /// `support::raw::RawServer::cut_mid_body`.
-    pub fn drop_connection() -> Failure {
-        Failure {
-            body: "{\"partial\":".to_string(),
-            ..Failure::status(200)
-        }
-        .header("content-length", "1000")
-    }
-
-    /// Answers only after an hour: a server that hangs.
-    pub fn hang() -> Failure {
-        Failure::status(200).delayed(Duration::from_secs(3600))
-    }
-
-    /// `status` with a JSON body.
-    pub fn json(status: u16, body: Value) -> Failure {
-        Failure {
-            body: body.to_string(),
-            ..Failure::status(status)
-        }
-        .header("content-type", "application/json; charset=utf-8")
-    }
-
     /// A Public API error body `{"object":"error","message":...,"errors":null}`.
     pub fn error(status: u16, message: &str) -> Failure {
         Failure::json(status, json!({"object": "error", "message": message, "errors": null}))
-    }
-
-    /// 429, with `Retry-After` when given (seconds or an HTTP date).
-    pub fn rate_limited(retry_after: Option<&str>) -> Failure {
-        let f = Failure::status(429);
-        match retry_after {
-            Some(v) => f.header("retry-after", v),
-            None => f,
-        }
     }
 
     /// 500 as the official server answers an unhandled exception.
@@ -280,72 +218,6 @@ impl Failure {
     pub fn unauthorized() -> Failure {
         Failure::status(401).header("www-authenticate", "Bearer error=\"invalid_token\"")
     }
-
-    pub fn header(mut self, name: &str, value: &str) -> Failure {
-        self.headers.push((name.to_string(), value.to_string()));
-        self
-    }
-
-    /// Answers only after `delay` (to provoke client timeouts).
-    pub fn delayed(mut self, delay: Duration) -> Failure {
-        self.delay = Some(delay);
-        self
-    }
-
-    fn template(&self, request: &Request) -> ResponseTemplate {
-        let mut t = ResponseTemplate::new(self.status);
-        for (k, v) in &self.headers {
-            t = t.insert_header(k.as_str(), v.as_str());
-        }
-        if self.echo {
-            t = t.set_body_bytes(request.body.clone());
-        } else if !self.body.is_empty() {
-            t = t.set_body_bytes(self.body.clone().into_bytes());
-        }
-        if let Some(d) = self.delay {
-            t = t.set_delay(d);
-        }
-        t
-    }
-}
-
-/// One request as received. The `Authorization` header's credentials are replaced by
-/// `<redacted>` (the scheme is kept); the body is kept as sent.
-#[derive(Clone, Debug)]
-pub struct RecordedRequest {
-    pub method: String,
-    pub path: String,
-    pub query: Option<String>,
-    /// Lower-case header names.
-    pub headers: BTreeMap<String, String>,
-    pub body: Vec<u8>,
-}
-
-impl RecordedRequest {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
-    }
-
-    pub fn body_text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body as form fields (last value wins).
-    pub fn form(&self) -> BTreeMap<String, String> {
-        parse_form(&self.body_text()).into_iter().collect()
-    }
-
-    pub fn json(&self) -> Option<Value> {
-        serde_json::from_slice(&self.body).ok()
-    }
-
-    /// A query parameter.
-    pub fn query_param(&self, name: &str) -> Option<String> {
-        parse_form(self.query.as_deref()?)
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
-    }
 }
 
 struct State {
@@ -354,8 +226,6 @@ struct State {
     expires_in: u64,
     tokens: HashMap<String, Instant>,
     issued: Vec<String>,
-    token_requests: usize,
-    requests: Vec<(Option<Endpoint>, RecordedRequest)>,
     imports: Vec<Value>,
     applied: Vec<Value>,
     members: Vec<Member>,
@@ -363,14 +233,11 @@ struct State {
     page_size: Option<usize>,
     import_limit: Option<usize>,
     vaultwarden: bool,
-    /// Per endpoint: failures to answer with, each with how many times it is left.
-    failures: HashMap<Endpoint, VecDeque<(Failure, usize)>>,
 }
 
 /// The double: a wiremock server with a self-hosted layout (`{url}/api`, `{url}/identity`).
 pub struct BitwardenDouble {
-    server: MockServer,
-    state: Arc<Mutex<State>>,
+    double: HttpDouble<State>,
     organization_id: String,
 }
 
@@ -385,8 +252,6 @@ impl BitwardenDouble {
             expires_in: 3600,
             tokens: HashMap::new(),
             issued: Vec::new(),
-            token_requests: 0,
-            requests: Vec::new(),
             imports: Vec::new(),
             applied: Vec::new(),
             members: vec![Member::owner("owner@example.com")],
@@ -394,30 +259,22 @@ impl BitwardenDouble {
             page_size: None,
             import_limit: Some(2000),
             vaultwarden: false,
-            failures: HashMap::new(),
         };
-        let state = Arc::new(Mutex::new(state));
-        let server = MockServer::start().await;
-        Mock::given(any())
-            .respond_with(Router { state: state.clone() })
-            .mount(&server)
-            .await;
         BitwardenDouble {
-            server,
-            state,
+            double: HttpDouble::start(state, route, State::handle).await,
             organization_id,
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn state(&self) -> StateGuard<'_, State> {
+        self.double.state()
     }
 
     // --- where it is and how to log in --------------------------------------------------------
 
     /// The server base URL (`spec.bitwarden.serverUrl`).
     pub fn url(&self) -> String {
-        self.server.uri()
+        self.double.uri()
     }
 
     pub fn api_url(&self) -> String {
@@ -536,10 +393,12 @@ impl BitwardenDouble {
     /// Answers the next `times` requests to `endpoint` with `failure` (after those already
     /// programmed). `usize::MAX` times means for ever.
     pub fn fail_next(&self, endpoint: Endpoint, times: usize, failure: Failure) {
-        let mut s = self.state();
-        if times > 0 {
-            s.failures.entry(endpoint).or_default().push_back((failure, times));
-        }
+        self.double.fail_next(endpoint.route(), times, failure);
+    }
+
+    /// Lets `ok` requests to `endpoint` through, then answers `times` with `failure`.
+    pub fn fail_after(&self, endpoint: Endpoint, ok: usize, times: usize, failure: Failure) {
+        self.double.fail_after(endpoint.route(), ok, times, failure);
     }
 
     /// Shorthand of [`BitwardenDouble::fail_next`] for imports.
@@ -554,29 +413,24 @@ impl BitwardenDouble {
 
     /// Drops the programmed failures not yet used.
     pub fn clear_failures(&self) {
-        self.state().failures.clear();
+        self.double.clear_failures();
     }
 
     // --- what happened -----------------------------------------------------------------------
 
     /// Every request received, in order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.state().requests.iter().map(|(_, r)| r.clone()).collect()
+        self.double.requests()
     }
 
     /// The requests to one endpoint.
     pub fn requests_to(&self, endpoint: Endpoint) -> Vec<RecordedRequest> {
-        let s = self.state();
-        s.requests
-            .iter()
-            .filter(|(e, _)| *e == Some(endpoint))
-            .map(|(_, r)| r.clone())
-            .collect()
+        self.double.requests_to(endpoint.route())
     }
 
     /// Requests to the token endpoint (programmed failures included).
     pub fn token_requests(&self) -> usize {
-        self.state().token_requests
+        self.requests_to(Endpoint::Token).len()
     }
 
     /// Every access token issued.
@@ -624,91 +478,15 @@ impl BitwardenDouble {
     }
 }
 
-struct Router {
-    state: Arc<Mutex<State>>,
-}
-
-impl Respond for Router {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let path = request.url.path().to_string();
-        let endpoint = match (request.method.as_str(), path.as_str()) {
-            ("POST", TOKEN_PATH) => Some(Endpoint::Token),
-            ("POST", IMPORT_PATH) => Some(Endpoint::Import),
-            ("GET", MEMBERS_PATH) => Some(Endpoint::Members),
-            ("GET", GROUPS_PATH) => Some(Endpoint::Groups),
-            _ => None,
-        };
-        s.requests.push((endpoint, record(request)));
-        let Some(endpoint) = endpoint else {
-            return ResponseTemplate::new(404);
-        };
-        if endpoint == Endpoint::Token {
-            s.token_requests += 1;
-        }
-        if let Some(queue) = s.failures.get_mut(&endpoint)
-            && let Some((failure, left)) = queue.front_mut()
-        {
-            let template = failure.template(request);
-            *left -= 1;
-            if *left == 0 {
-                queue.pop_front();
-            }
-            return template;
-        }
-        match endpoint {
-            Endpoint::Token => s.token(request),
-            Endpoint::Import | Endpoint::Members | Endpoint::Groups => {
-                if s.vaultwarden && endpoint != Endpoint::Import {
-                    return ResponseTemplate::new(404);
-                }
-                if !s.authorized(request) {
-                    return Failure::unauthorized().template(request);
-                }
-                match endpoint {
-                    Endpoint::Import => s.import(&request.body),
-                    Endpoint::Members => {
-                        let items: Vec<Value> = s.members.iter().map(Member::to_json).collect();
-                        s.list(request, items)
-                    }
-                    _ => {
-                        let items: Vec<Value> = s.groups.iter().map(Group::to_json).collect();
-                        s.list(request, items)
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn record(request: &Request) -> RecordedRequest {
-    let headers = request
-        .headers
-        .iter()
-        .map(|(name, value)| {
-            let value = value.to_str().unwrap_or("<binary>");
-            let value = if name.as_str() == "authorization" {
-                match value.split_once(' ') {
-                    Some((scheme, _)) => format!("{scheme} <redacted>"),
-                    None => "<redacted>".to_string(),
-                }
-            } else {
-                value.to_string()
-            };
-            (name.as_str().to_string(), value)
-        })
-        .collect();
-    RecordedRequest {
-        method: request.method.to_string(),
-        path: request.url.path().to_string(),
-        query: request.url.query().map(str::to_string),
-        headers,
-        body: request.body.clone(),
-    }
-}
-
-fn json_response(status: u16, body: Value) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_raw(body.to_string().into_bytes(), "application/json; charset=utf-8")
+fn route(request: &Request) -> Option<&'static str> {
+    let endpoint = match (request.method.as_str(), request.url.path()) {
+        ("POST", TOKEN_PATH) => Endpoint::Token,
+        ("POST", IMPORT_PATH) => Endpoint::Import,
+        ("GET", MEMBERS_PATH) => Endpoint::Members,
+        ("GET", GROUPS_PATH) => Endpoint::Groups,
+        _ => return None,
+    };
+    Some(endpoint.route())
 }
 
 fn api_error(status: u16, message: &str, errors: Option<BTreeMap<String, Vec<String>>>) -> ResponseTemplate {
@@ -720,6 +498,29 @@ fn oauth_error(error: &str) -> ResponseTemplate {
 }
 
 impl State {
+    fn handle(&mut self, route: &'static str, request: &Request) -> ResponseTemplate {
+        if route == Endpoint::Token.route() {
+            return self.token(request);
+        }
+        if self.vaultwarden && route != Endpoint::Import.route() {
+            return ResponseTemplate::new(404);
+        }
+        if !self.authorized(request) {
+            return Failure::unauthorized().template(request);
+        }
+        match route {
+            "import" => self.import(&request.body),
+            "members" => {
+                let items: Vec<Value> = self.members.iter().map(Member::to_json).collect();
+                self.list(request, items)
+            }
+            _ => {
+                let items: Vec<Value> = self.groups.iter().map(Group::to_json).collect();
+                self.list(request, items)
+            }
+        }
+    }
+
     fn token(&mut self, request: &Request) -> ResponseTemplate {
         let content_type = request
             .headers
@@ -1120,32 +921,4 @@ fn valid_email(email: &str) -> bool {
         return false;
     };
     !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.chars().any(char::is_whitespace)
-}
-
-/// Decodes `a=b&c=d` (`+` and `%xx` included).
-fn parse_form(text: &str) -> Vec<(String, String)> {
-    let url = reqwest::Url::parse(&format!("http://form.invalid/?{text}")).expect("form as a query");
-    url.query_pairs()
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-/// A fresh random UUID (v4 layout).
-pub fn new_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or_default();
-    let a = seed ^ n.rotate_left(32) ^ (std::process::id() as u64).rotate_left(16);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-        (a >> 32) as u32,
-        (a >> 16) as u16,
-        (a & 0xfff) as u16,
-        (n & 0xfff) as u16,
-        n & 0xffff_ffff_ffff
-    )
 }

@@ -1,10 +1,11 @@
 //! The Bitwarden client against the Bitwarden double (`tests/support/bitwarden.rs`).
 
-mod support;
-
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::support::bitwarden::{BitwardenDouble, Endpoint, Failure, Group, LARGE_IMPORT_MESSAGE, Member, member};
+use crate::support::raw::RawServer;
+use crate::support::tls::{self, TlsFront};
 use dirsync::Error;
 use dirsync::api::{Reason, SecretKeyRef};
 use dirsync::bitwarden::client::{DEVICE_NAME, DEVICE_TYPE, device_identifier};
@@ -14,11 +15,8 @@ use dirsync::bitwarden::{
 use dirsync::net::OUTCOME_UNKNOWN;
 use dirsync::secrets::SecretValue;
 use serde_json::json;
-use support::bitwarden::{BitwardenDouble, Endpoint, Failure, Group, LARGE_IMPORT_MESSAGE, Member, member};
-use support::raw::RawServer;
-use support::tls::{self, TlsFront};
 
-const TEST_CA: &[u8] = include_bytes!("support/test-ca.pem");
+const TEST_CA: &[u8] = include_bytes!("../support/test-ca.pem");
 
 fn m(email: &str, external_id: &str) -> ImportMember<'static> {
     ImportMember {

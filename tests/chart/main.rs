@@ -3,6 +3,7 @@
 //! with that ServiceAccount's token (TokenRequest, as `kubectl create token`), and a DirectorySync
 //! against a real slapd and the Bitwarden double reaches Ready. Needs scripts/ci-install-chart.sh.
 
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::path::Path;

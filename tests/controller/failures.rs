@@ -3,18 +3,16 @@
 //! DirectorySyncs on one organization, and quiet events for unchanged syncs. As in
 //! `tests/controller.rs`, the controller runs with the no-rights token bound to `deploy/rbac.yaml`.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::bitwarden::{BitwardenDouble, Endpoint, Failure, Member};
+use crate::support::flows::{annotate, company, dsync, events, occurrences, wait_event};
+use crate::support::kube::{self as k, ControllerProcess, ready, wait_for, wait_reason};
+use crate::support::slapd::{READER_DN, READER_PW, Slapd};
 use dirsync::api::DirectorySync;
 use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
-use support::bitwarden::{BitwardenDouble, Endpoint, Failure, Member};
-use support::flows::{annotate, company, dsync, events, occurrences, wait_event};
-use support::kube::{self as k, ControllerProcess, ready, wait_for, wait_reason};
-use support::slapd::{READER_DN, READER_PW, Slapd};
 
 const FOREVER: usize = usize::MAX;
 

@@ -1,47 +1,14 @@
 //! The LDAP source against a real OpenLDAP slapd that each test starts for itself.
 
-mod support;
+use std::collections::{BTreeMap, BTreeSet};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-
-use async_trait::async_trait;
+use crate::support::secrets::MemorySecrets;
+use crate::support::slapd::{self, BASE, READER_DN, READER_PW, ROOT_DN, ROOT_PW, Slapd};
 use dirsync::Error;
 use dirsync::api::{BindSecretRef, LdapGroups, LdapSource, LdapTls, LdapUsers, SecretKeyRef, SecretRef};
-use dirsync::secrets::{SecretStore, SecretValue};
 use dirsync::source::ldap::{CURSOR_LAST_READ, LdapDirectory, dn};
 use dirsync::source::{DirectorySource, ReadRequest, ReadResult};
 use dirsync::sync::model::{Group, User};
-use support::slapd::{self, BASE, READER_DN, READER_PW, ROOT_DN, ROOT_PW, Slapd};
-
-/// Secrets in memory: (name, key) → value.
-#[derive(Default)]
-struct Secrets(HashMap<(String, String), String>);
-
-impl Secrets {
-    fn with(mut self, name: &str, key: &str, value: &str) -> Self {
-        self.0.insert((name.into(), key.into()), value.into());
-        self
-    }
-}
-
-#[async_trait]
-impl SecretStore for Secrets {
-    async fn get(&self, name: &str, key: &str) -> Result<SecretValue, Error> {
-        if !self.0.keys().any(|(n, _)| n == name) {
-            return Err(Error::SecretNotFound {
-                namespace: "test".into(),
-                name: name.into(),
-            });
-        }
-        self.0
-            .get(&(name.to_string(), key.to_string()))
-            .map(|v| SecretValue::new(v.clone()))
-            .ok_or_else(|| Error::SecretKeyMissing {
-                name: name.into(),
-                key: key.into(),
-            })
-    }
-}
 
 const OLD: &str = "modifyTimestamp: 20200101000000Z\ncreateTimestamp: 20200101000000Z\n";
 
@@ -91,8 +58,8 @@ fn people() -> String {
     l
 }
 
-fn secrets(s: &Slapd) -> Secrets {
-    Secrets::default()
+fn secrets(s: &Slapd) -> MemorySecrets {
+    MemorySecrets::new()
         .with("bind", "username", READER_DN)
         .with("bind", "password", READER_PW)
         .with("ca", "ca.crt", &s.ca_pem)
@@ -139,7 +106,7 @@ fn full() -> ReadRequest {
     }
 }
 
-async fn read(spec: &LdapSource, secrets: &Secrets, request: &ReadRequest) -> Result<ReadResult, Error> {
+async fn read(spec: &LdapSource, secrets: &MemorySecrets, request: &ReadRequest) -> Result<ReadResult, Error> {
     let mut source = LdapDirectory::connect(spec, secrets).await?;
     source.read(request).await
 }
@@ -397,7 +364,7 @@ async fn anonymous_bind_when_no_secret_is_given() {
     let mut sp = spec(s.ldap_url());
     sp.bind_secret_ref = None;
     sp.page_size = 3;
-    let r = read(&sp, &Secrets::default(), &full()).await.unwrap();
+    let r = read(&sp, &MemorySecrets::new(), &full()).await.unwrap();
     assert_eq!(r.directory.users.len(), 5);
 }
 
@@ -408,7 +375,7 @@ async fn unreachable_server_and_timeouts() {
     sp.timeout = Some("2s".into());
     let err = read(
         &sp,
-        &Secrets::default()
+        &MemorySecrets::new()
             .with("bind", "username", "x")
             .with("bind", "password", "y"),
         &full(),
@@ -427,7 +394,7 @@ async fn unreachable_server_and_timeouts() {
     let started = std::time::Instant::now();
     let err = read(
         &sp,
-        &Secrets::default()
+        &MemorySecrets::new()
             .with("bind", "username", "x")
             .with("bind", "password", "y"),
         &full(),
@@ -510,11 +477,10 @@ async fn a_server_that_demands_a_client_certificate_gets_the_one_from_the_secret
     let s = Slapd::start_with(&people(), "TLSVerifyClient demand");
     slapd::make_leaf(s.dir.path(), "ca", "client", false);
     let read_pem = |f: &str| std::fs::read_to_string(s.path(f)).unwrap();
-    let secrets = secrets(&s).with("client", "tls.crt", &read_pem("client.crt")).with(
-        "client",
-        "tls.key",
-        &read_pem("client.key"),
-    );
+    let secrets =
+        secrets(&s)
+            .with("client", "tls.crt", read_pem("client.crt"))
+            .with("client", "tls.key", read_pem("client.key"));
 
     // Without a client certificate the server ends the handshake.
     let mut sp = spec(s.ldaps_url());

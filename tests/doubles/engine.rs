@@ -2,10 +2,9 @@
 //! skip-unchanged, sync-now, removal of out-of-scope members, the guard and its override,
 //! batching, dry run, and that a failed sync moves no state.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
+use crate::support::bitwarden::{BitwardenDouble, Endpoint, Failure, Member};
 use async_trait::async_trait;
 use dirsync::Error;
 use dirsync::api::{DirectorySyncSpec, LdapSource, Mode, PendingCause, Reason, SourceSpec, SyncOptions};
@@ -15,7 +14,6 @@ use dirsync::secrets::SecretStore;
 use dirsync::source::{DirectorySource, ReadRequest, ReadResult};
 use dirsync::sync::model::{Directory, Group, User};
 use serde_json::json;
-use support::bitwarden::{BitwardenDouble, Endpoint, Failure, Member};
 
 /// A directory given as data, and the real client pointed at the double.
 struct Fixture {
@@ -574,66 +572,21 @@ async fn overwrite_existing_is_refused_where_removals_can_be_neither_counted_nor
     assert!(!out.message.contains("0 removals at most"), "{}", out.message);
 }
 
-/// The real client, with the third import answered by a failure.
-struct ThirdImportFails {
-    inner: dirsync::bitwarden::Client,
-    imports: std::sync::atomic::AtomicUsize,
-}
-
-#[async_trait]
-impl BitwardenApi for ThirdImportFails {
-    fn api_url(&self) -> &str {
-        self.inner.api_url()
-    }
-    fn organization_id(&self) -> &str {
-        self.inner.organization_id()
-    }
-    async fn import(&self, request: &dirsync::bitwarden::ImportRequest) -> Result<(), Error> {
-        if self.imports.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 2 {
-            return Err(Error::BitwardenUnavailable("Bitwarden answered HTTP 500".into()));
-        }
-        self.inner.import(request).await
-    }
-    async fn list_members(&self) -> Result<Option<Vec<dirsync::bitwarden::OrgMember>>, Error> {
-        self.inner.list_members().await
-    }
-    async fn list_groups(&self) -> Result<Option<Vec<dirsync::bitwarden::OrgGroup>>, Error> {
-        self.inner.list_groups().await
-    }
-}
-
-struct BatchFixture(Fixture);
-
-#[async_trait]
-impl Connector for BatchFixture {
-    async fn source(&self, spec: &DirectorySyncSpec, s: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
-        self.0.source(spec, s).await
-    }
-    async fn bitwarden(&self, _: &DirectorySyncSpec, _: &dyn SecretStore) -> Result<Box<dyn BitwardenApi>, Error> {
-        Ok(Box::new(ThirdImportFails {
-            inner: self.0.double.client(),
-            imports: Default::default(),
-        }))
-    }
-}
-
 #[tokio::test]
 async fn a_batched_import_that_fails_half_way_says_how_many_batches_were_applied() {
-    let f = BatchFixture(Fixture::new(company(4100)).await);
-    let spec = f.0.spec(SyncOptions {
+    let f = Fixture::new(company(4100)).await;
+    let spec = f.spec(SyncOptions {
         large_import: true,
         ..Default::default()
     });
-    let err = engine::run(
-        &spec,
-        &SyncState::default(),
-        &RunOptions::default(),
-        &f.0.double.secrets(),
-        &f,
-    )
-    .await
-    .unwrap_err();
-    assert_eq!(err.reason(), Reason::BitwardenUnavailable);
+    // The third of four batches is refused (a 400 is not applied).
+    f.double
+        .fail_after(Endpoint::Import, 2, 1, Failure::error(400, "Seat limit reached."));
+    let err = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.reason(), Reason::BitwardenRejected);
     assert!(
         err.to_string().contains("2 of 4 import batches had been applied"),
         "{err}"

@@ -2,15 +2,13 @@
 //! against a real slapd holding the demo company and the Bitwarden double. Checks the `bwdc test`
 //! JSON, the state file, exit codes, and that no secret reaches the output or the logs.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::bitwarden::{BitwardenDouble, Endpoint};
+use crate::support::slapd::{BASE, ROOT_DN, ROOT_PW, Slapd};
 use serde_json::{Value, json};
-use support::bitwarden::{BitwardenDouble, Endpoint};
-use support::slapd::{BASE, ROOT_DN, ROOT_PW, Slapd};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
 

@@ -3,6 +3,7 @@
 //! double, with `dirsync controller` started by the script in all-namespaces mode (with the
 //! no-rights token bound to `deploy/rbac.yaml` on the local control plane).
 
+#[path = "../support/mod.rs"]
 mod support;
 
 use std::path::Path;

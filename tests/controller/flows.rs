@@ -2,21 +2,19 @@
 //! real slapd and the Bitwarden double. The controller runs with the no-rights token bound to
 //! exactly `deploy/rbac.yaml`, so every flow also proves those rules are enough.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::support::bitwarden::BitwardenDouble;
+use crate::support::flows::{annotate, company, dsync};
+use crate::support::kube::{self as k, ControllerProcess, ready, wait_for, wait_reason};
+use crate::support::slapd::{BASE, READER_DN, READER_PW, ROOT_DN, ROOT_PW, Slapd};
 use dirsync::api::DirectorySync;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::api::{Patch, PatchParams, PostParams};
 use serde_json::json;
-use support::bitwarden::BitwardenDouble;
-use support::flows::{annotate, company, dsync};
-use support::kube::{self as k, ControllerProcess, ready, wait_for, wait_reason};
-use support::slapd::{BASE, READER_DN, READER_PW, ROOT_DN, ROOT_PW, Slapd};
 
 const MINUTE: Duration = Duration::from_secs(60);
 

@@ -1,16 +1,14 @@
 //! The LDAP source with `activeDirectory: true` against a real Samba AD domain controller.
 
-mod support;
-
 use std::collections::{BTreeSet, HashMap};
 
+use crate::support::samba::{ADMIN, ADMIN_PW, BASE, Samba};
 use async_trait::async_trait;
 use dirsync::Error;
 use dirsync::api::{BindSecretRef, LdapSource};
 use dirsync::secrets::{SecretStore, SecretValue};
 use dirsync::source::ldap::{CURSOR_LAST_READ, LdapDirectory};
 use dirsync::source::{DirectorySource, ReadRequest};
-use support::samba::{ADMIN, ADMIN_PW, BASE, Samba};
 
 struct Secrets(HashMap<String, String>);
 
