@@ -558,6 +558,8 @@ async fn every_bad_input_is_refused_fast_with_exit_2_its_reason_and_its_place() 
          "document 4: collections nest deeper than 64 levels".into()),
         ("70 nested mappings", with(&format!("a: {}x{}\n", "{b: ".repeat(70), "}".repeat(70))), none.clone(),
          "collections nest deeper than 64 levels".into()),
+        ("900,000 empty documents", with(&"---\n".repeat(900_000)), none.clone(),
+         "InvalidSpec: case.yaml holds more than 10000 YAML documents, the most a manifest file may hold".into()),
         ("file over 4 MiB", vec![], vec!["-f".into(), big.display().to_string()],
          format!("InvalidSpec: {} is larger than 4194304 bytes (4 MiB), the most a manifest file may be", big.display())),
         ("20 MB rootPath", edit("rootPath: dc=x", &format!("rootPath: {}", "d".repeat(20_000_000))), none.clone(),

@@ -12,6 +12,8 @@ use serde_yaml_ng::Value;
 pub const MAX_FILE_BYTES: u64 = 4 * 1024 * 1024;
 /// Deepest nesting accepted (a DirectorySync is about 6 levels deep).
 pub const MAX_DEPTH: usize = 64;
+/// Most YAML documents in one file (a DirectorySync and its Secrets are a handful).
+pub const MAX_DOCUMENTS: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -40,11 +42,27 @@ pub fn read_file(path: &Path) -> Result<String, ReadError> {
     String::from_utf8(bytes).map_err(|_| ReadError::NotText { path: name() })
 }
 
+/// Whether `text` holds more than [`MAX_DOCUMENTS`] documents (`---` lines), counted before
+/// parsing: a 4 MiB file of empty documents takes the parser a second.
+pub fn too_many_documents(text: &str) -> bool {
+    let markers = text
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("---")
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([' ', '\t']))
+        })
+        .count();
+    // The first document needs no marker.
+    markers + 1 > MAX_DOCUMENTS
+}
+
 /// Where flow collections (`[`, `{`) first nest deeper than [`MAX_DEPTH`]: `(line, column)`,
 /// from 1. A lexical pre-scan, not a parser: it skips comments, quoted scalars and block scalars,
 /// and counts a bracket only where YAML starts a flow collection (at the start of a node in
-/// block context, anywhere outside a scalar in flow context). Where it cannot be sure it counts,
-/// so it may refuse a file that a parser would accept only past 64 unclosed brackets.
+/// block context, anywhere outside a scalar in flow context). It leans towards counting (a
+/// bracket on a continuation line of a plain scalar counts), so it refuses only files with over
+/// 64 unclosed brackets outside quotes; a file it misreads is merely slow to parse, not accepted
+/// wrongly (the parser and [`depth`] still apply the limit).
 pub fn flow_too_deep(text: &str) -> Option<(usize, usize)> {
     #[derive(PartialEq)]
     enum State {
@@ -259,6 +277,14 @@ mod tests {
         ] {
             assert!(flow_too_deep(&text).is_some(), "{text}");
         }
+    }
+
+    #[test]
+    fn documents_are_counted_by_their_markers() {
+        assert!(!too_many_documents(&"---\na: b\n".repeat(MAX_DOCUMENTS - 1)));
+        assert!(too_many_documents(&"---\na: b\n".repeat(MAX_DOCUMENTS)));
+        assert!(too_many_documents(&"--- {}\n".repeat(MAX_DOCUMENTS)));
+        assert!(!too_many_documents(&"----\n  ---\n".repeat(MAX_DOCUMENTS)));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_yaml_ng::Value;
 
-use super::limits::{self, MAX_DEPTH};
+use super::limits::{self, MAX_DEPTH, MAX_DOCUMENTS};
 use super::strict;
 use crate::Error;
 use crate::api::{DirectorySync, Reason};
@@ -37,6 +37,8 @@ pub enum ManifestError {
          a DirectorySync needs fewer than 10"
     )]
     TooDeep { file: String, line: usize, column: usize },
+    #[error("{file} holds more than {MAX_DOCUMENTS} YAML documents, the most a manifest file may hold")]
+    TooManyDocuments { file: String },
     /// One document (or `kind: List` item) is wrong; every problem found in it is listed.
     #[error("{at}: {}", .problems.join("; "))]
     Invalid { at: String, problems: Vec<String> },
@@ -125,6 +127,9 @@ impl Manifests {
 
     pub fn add_text(&mut self, path: &Path, text: &str) -> Result<(), ManifestError> {
         let file = path.display().to_string();
+        if limits::too_many_documents(text) {
+            return Err(ManifestError::TooManyDocuments { file });
+        }
         if let Some((line, column)) = limits::flow_too_deep(text) {
             return Err(ManifestError::TooDeep { file, line, column });
         }
@@ -134,7 +139,7 @@ impl Manifests {
                 document: index + 1,
                 item: Vec::new(),
             };
-            let value = Value::deserialize(doc).map_err(|e| {
+            let mut value = Value::deserialize(doc).map_err(|e| {
                 let message = e.to_string();
                 if message.starts_with("recursion limit exceeded") {
                     origin.invalid(format!("collections nest deeper than {MAX_DEPTH} levels ({message})"))
@@ -145,6 +150,10 @@ impl Manifests {
             if limits::depth(&value) > MAX_DEPTH {
                 return Err(origin.invalid(format!("collections nest deeper than {MAX_DEPTH} levels")));
             }
+            // `<<: *anchor` merge keys, as kubectl reads them.
+            value
+                .apply_merge()
+                .map_err(|e| origin.invalid(format!("not valid YAML: {e}")))?;
             self.add_value(value, &origin)?;
         }
         Ok(())
@@ -592,6 +601,37 @@ metadata: {name: ignored}
             "DirectorySync identity/corp is defined twice, in f.yaml: document 3 item 1 and in h.yaml: document 1 \
              item 1: keep one"
         );
+    }
+
+    #[test]
+    fn merge_keys_are_applied_before_the_fields_are_checked() {
+        let mut m = Manifests::default();
+        m.add_text(
+            Path::new("f.yaml"),
+            "apiVersion: dirsync.dev/v1alpha1\nkind: DirectorySync\nmetadata: {name: corp}\nspec:\n  \
+             bitwarden: {apiKeySecretRef: {name: bw}}\n  source:\n    ldap:\n      \
+             <<: &ldap {url: \"ldap://h\", rootPath: \"dc=x\"}\n      pageSize: 5\n",
+        )
+        .unwrap();
+        let ldap = m.syncs[0].spec.source.ldap.clone().unwrap();
+        assert_eq!(
+            (ldap.url.as_str(), ldap.root_path.as_str(), ldap.page_size),
+            ("ldap://h", "dc=x", 5)
+        );
+    }
+
+    #[test]
+    fn the_status_is_not_read() {
+        // As `kubectl get -o yaml` prints it, possibly from a newer controller.
+        let mut m = Manifests::default();
+        let text = FILE.replace(
+            "    source: {ldap: {url: \"ldap://127.0.0.1:389\", rootPath: \"dc=x\"}}\n",
+            "    source: {ldap: {url: \"ldap://127.0.0.1:389\", rootPath: \"dc=x\"}}\n  \
+             status: {conditions: not-a-list, fieldOfANewerController: 1}\n",
+        );
+        assert_ne!(text, FILE);
+        m.add_text(Path::new("f.yaml"), &text).unwrap();
+        assert_eq!(m.syncs[0].status, None);
     }
 
     #[test]
