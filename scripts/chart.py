@@ -2,7 +2,7 @@
 """The Helm chart's tooling, through the Helm v4 SDK from PyPI (helm-python-sdk; no helm binary).
 
   scripts/chart.py render-deploy [--check]   write deploy/ from the chart's defaults (or fail on drift)
-  scripts/chart.py install KUBECONFIG NS [--skip-crds]  helm install (tests/chart_install.rs)
+  scripts/chart.py install KUBECONFIG NS [--skip-crds] [--leader-election]  helm install (tests/chart_install.rs)
   scripts/chart.py test                      lint, render and validate every toggle; promtool; hadolint
 
 Installs: scripts/ci-install-chart.sh.
@@ -39,7 +39,19 @@ RBAC_RULES = [
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
-LEASE_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+
+DEFAULT_LEASE = f"{RELEASE}-leader"
+
+
+def lease_rules(lease: str) -> list[dict]:
+    """The leader Lease's rules (a Role in the release namespace, with leader election only): get
+    and update of that one Lease by name; create, which resourceNames cannot limit, on its own."""
+    return [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [lease], "verbs": ["get", "update"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+    ]
+
+
 METRICS = {
     "dirsync_ready", "dirsync_sync_runs_total", "dirsync_sync_errors_total",
     "dirsync_last_sync_timestamp_seconds", "dirsync_last_success_timestamp_seconds",
@@ -131,8 +143,11 @@ class Failures:
 CASES: dict[str, dict] = {
     "defaults": {},
     "replicas-2": {"replicaCount": 2},
+    "leader-election-1-replica": {"leaderElection": {"enabled": True}},
+    "lease-name": {"replicaCount": 2, "leaderElection": {"leaseName": "corp-dirsync-lease"}},
     "namespace-mode": {"watchNamespace": "identity"},
     "namespace-mode-replicas-2": {"watchNamespace": "identity", "replicaCount": 2},
+    "namespace-mode-leader-election": {"watchNamespace": "identity", "leaderElection": {"enabled": True}},
     "service-monitor": {"serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}}},
     "prometheus-rule": {"prometheusRule": {"enabled": True}},
     "prometheus-rule-overrides": {"prometheusRule": {"enabled": True, "additionalAlertLabels": {"team": "identity"}, "rules": {
@@ -365,29 +380,52 @@ def check_case(f: Failures, case: str, values: dict, docs, rendered: dict[str, s
             f"{case}: POD_NAMESPACE from the downward API")
     f.check(args[0] == "controller", f"{case}: runs `dirsync controller`")
 
-    # Leader election and PDB follow the replica count.
+    # Leader election follows the replica count (or leaderElection.enabled); the PDB the replicas.
+    election = values.get("leaderElection", {})
+    leader_on = replicas > 1 or bool(election.get("enabled"))
+    lease = election.get("leaseName") or DEFAULT_LEASE
     leader = "--leader-election" in args
-    f.check(leader == (replicas > 1), f"{case}: --leader-election iff replicas > 1 (got {args})")
+    f.check(leader == leader_on, f"{case}: --leader-election iff replicas > 1 or leaderElection.enabled (got {args})")
+    f.check((f"--lease-name={lease}" in args) == leader_on, f"{case}: --lease-name={lease} with leader election")
     f.check(("PodDisruptionBudget" in kinds) == (replicas > 1), f"{case}: PDB iff replicas > 1")
     f.check(kinds["Deployment"][0]["spec"]["replicas"] == replicas, f"{case}: replicas")
 
     # RBAC: exactly operations.md's rules; namespace mode has no cluster-wide object.
+    sa_subject = [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
+    roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in kinds.get("Role", [])}
+    bindings = {(b["metadata"]["namespace"], b["metadata"]["name"]): b for b in kinds.get("RoleBinding", [])}
+    lease_role = (NAMESPACE, f"{RELEASE}-leader-election")
     if values_ns:
         f.check("ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds, f"{case}: no ClusterRole in namespace mode")
-        roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in kinds.get("Role", [])}
         f.check(roles.get((values_ns, RELEASE), {}).get("rules") == RBAC_RULES, f"{case}: Role in {values_ns}")
-        f.check(roles.get((NAMESPACE, f"{RELEASE}-leader-election"), {}).get("rules") == [LEASE_RULE],
-                f"{case}: lease Role in the release namespace")
-        bindings = kinds.get("RoleBinding", [])
-        f.check(len(bindings) == 2 and all(b["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
-                                           for b in bindings), f"{case}: RoleBindings to the ServiceAccount")
         f.check(f"--namespace={values_ns}" in args, f"{case}: --namespace")
     else:
-        f.check("Role" not in kinds and "RoleBinding" not in kinds, f"{case}: no Role in cluster mode")
-        f.check(kinds["ClusterRole"][0]["rules"] == RBAC_RULES + [LEASE_RULE], f"{case}: ClusterRole rules = operations.md")
-        f.check(kinds["ClusterRoleBinding"][0]["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}],
-                f"{case}: ClusterRoleBinding subject")
+        f.check(kinds["ClusterRole"][0]["rules"] == RBAC_RULES, f"{case}: ClusterRole rules = operations.md, no Lease")
+        f.check(kinds["ClusterRoleBinding"][0]["subjects"] == sa_subject, f"{case}: ClusterRoleBinding subject")
         f.check(not any(a.startswith("--namespace") for a in args), f"{case}: no --namespace")
+    # The Lease: never in a ClusterRole (that would reach kube-system and kube-node-lease); with
+    # leader election, a Role in the release namespace limited to the one Lease by name; without
+    # it, no right on Leases at all.
+    for role in kinds.get("ClusterRole", []):
+        f.check(all("leases" not in r["resources"] for r in role["rules"]), f"{case}: no Lease rule in a ClusterRole")
+    lease_rule_roles = {k for k, r in roles.items() if any("leases" in rule["resources"] for rule in r["rules"])}
+    if leader_on:
+        f.check(lease_rule_roles == {lease_role}, f"{case}: Lease rules only in {lease_role} ({lease_rule_roles})")
+        f.check(roles.get(lease_role, {}).get("rules") == lease_rules(lease),
+                f"{case}: lease Role = get/update of {lease} by resourceNames, create apart")
+        f.check(bindings.get(lease_role, {}).get("subjects") == sa_subject
+                and bindings[lease_role]["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                        "name": lease_role[1]}, f"{case}: lease RoleBinding")
+        for rule in roles.get(lease_role, {}).get("rules", []):
+            f.check(set(rule["verbs"]) == {"create"} or rule.get("resourceNames") == [lease],
+                    f"{case}: every Lease verb but create is limited to {lease}")
+    else:
+        f.check(not lease_rule_roles and lease_role not in roles and lease_role not in bindings,
+                f"{case}: no right on Leases without leader election")
+    expected_roles = ({(values_ns, RELEASE)} if values_ns else set()) | ({lease_role} if leader_on else set())
+    f.check(set(roles) == expected_roles and set(bindings) == expected_roles, f"{case}: Roles {set(roles)}")
+    for b in bindings.values():
+        f.check(b["subjects"] == sa_subject, f"{case}: RoleBindings to the ServiceAccount")
     for role in kinds.get("ClusterRole", []) + kinds.get("Role", []):
         for rule in role["rules"]:
             if "secrets" in rule["resources"]:
@@ -483,10 +521,16 @@ def run_tests() -> int:
         docs = [("deploy/dirsync.yaml", "", d) for d in docs if d]
         validate_kube(f, "deploy", docs)
         f.check(all("helm.sh/chart" not in d["metadata"].get("labels", {}) for _, _, d in docs), "deploy: no Helm labels")
+        f.check(all("leases" not in r["resources"] for _, _, d in docs if d["kind"] in ("ClusterRole", "Role")
+                    for r in d["rules"]), "deploy: no right on Leases (leader election is off by default)")
         fixture = DEPLOY / "rbac.yaml"  # the controller's integration-test fixture, if present
         if fixture.exists():
-            roles = [d for d in yaml.safe_load_all(fixture.read_text()) if d and d["kind"] == "ClusterRole"]
-            f.check([r["rules"] for r in roles] == [RBAC_RULES + [LEASE_RULE]], "deploy/rbac.yaml rules = the chart's")
+            fixture_docs = [d for d in yaml.safe_load_all(fixture.read_text()) if d]
+            roles = [d for d in fixture_docs if d["kind"] == "ClusterRole"]
+            f.check([r["rules"] for r in roles] == [RBAC_RULES], "deploy/rbac.yaml ClusterRole rules = the chart's")
+            lease = [d for d in fixture_docs if d["kind"] == "Role"]
+            f.check([r["rules"] for r in lease] == [lease_rules(DEFAULT_LEASE)],
+                    "deploy/rbac.yaml lease Role rules = the chart's with leader election")
 
         print("== examples/ against the CRD's schema and the Kubernetes schemas")
         validate_examples(f, crd)
@@ -504,24 +548,27 @@ def run_tests() -> int:
     return 1 if failed else 0
 
 
-def install(kubeconfig: str, namespace: str, skip_crds: bool) -> int:
-    """`helm install dirsync charts/dirsync -n NAMESPACE --create-namespace [--skip-crds]`, through
-    the SDK. `--skip-crds` (for the v1.20 test server, which has no CEL: the test installs a
-    CRD itself) installs a copy of the chart without its crds/."""
+def install(kubeconfig: str, namespace: str, skip_crds: bool, leader_election: bool) -> int:
+    """`helm install dirsync charts/dirsync -n NAMESPACE --create-namespace [--skip-crds]
+    [--set leaderElection.enabled=true]`, through the SDK. `--skip-crds` (for the v1.20 test
+    server, which has no CEL: the test installs a CRD itself) installs a copy of the chart without
+    its crds/."""
     chart = CHART
     with tempfile.TemporaryDirectory() as tmp:
         if skip_crds:
             chart = Path(tmp) / "dirsync"
             shutil.copytree(CHART, chart, ignore=shutil.ignore_patterns("crds"))
         cfg = helm().Config(kubeconfig_path=kubeconfig, namespace=namespace)
-        release = cfg.install(str(chart), RELEASE, namespace=namespace, create_namespace=True, timeout=120)
+        values = {"leaderElection": {"enabled": True}} if leader_election else None
+        release = cfg.install(str(chart), RELEASE, values, namespace=namespace, create_namespace=True, timeout=120)
     print(f"installed {release.get('name', RELEASE)} in {namespace}: {release.get('info', {}).get('status', '?')}")
     return 0
 
 
 def main(argv: list[str]) -> int:
-    if argv[:1] == ["install"] and len(argv) in (3, 4):
-        return install(argv[1], argv[2], skip_crds="--skip-crds" in argv[3:])
+    flags = {"--skip-crds", "--leader-election"}
+    if argv[:1] == ["install"] and len(argv) >= 3 and set(argv[3:]) <= flags:
+        return install(argv[1], argv[2], skip_crds="--skip-crds" in argv[3:], leader_election="--leader-election" in argv[3:])
     if argv[:1] == ["render-deploy"]:
         return render_deploy(check="--check" in argv[1:])
     if argv[:1] == ["test"]:

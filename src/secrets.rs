@@ -51,7 +51,9 @@ pub trait SecretStore: Send + Sync {
 }
 
 /// The value of `key` in one Secret's data (`None`: the Secret does not exist), read the same way
-/// by every [`SecretStore`]: `SecretNotFound`, `SecretKeyMissing`, or text.
+/// by every [`SecretStore`]: `SecretNotFound`, `SecretKeyMissing`, or text. An empty (or blank)
+/// value is refused (`InvalidSpec`): sent on, it fails late and obscurely, and an empty LDAP
+/// password even turns a simple bind into an anonymous one on many servers.
 pub fn value_in(
     namespace: &str,
     name: &str,
@@ -72,6 +74,12 @@ pub fn value_in(
             "the value is not UTF-8 text: store the value as text",
         )
     })?;
+    if text.trim().is_empty() {
+        return Err(Error::invalid(
+            &format!("Secret {name:?} key {key:?}"),
+            "the value is empty: put the value in the Secret",
+        ));
+    }
     Ok(SecretValue::new(text))
 }
 
@@ -84,6 +92,8 @@ mod tests {
         let data = BTreeMap::from([
             ("ok".to_string(), b"s3cr3t".to_vec()),
             ("bin".to_string(), vec![0xff, 0xfe]),
+            ("empty".to_string(), Vec::new()),
+            ("blank".to_string(), b" \n".to_vec()),
         ]);
         assert_eq!(value_in("ns", "s", "ok", Some(&data)).unwrap().expose(), "s3cr3t");
         assert!(matches!(
@@ -98,6 +108,14 @@ mod tests {
             value_in("ns", "s", "bin", Some(&data)),
             Err(Error::InvalidSpec(_))
         ));
+        for key in ["empty", "blank"] {
+            let err = value_in("ns", "s", key, Some(&data)).unwrap_err();
+            assert!(matches!(err, Error::InvalidSpec(_)), "{err:?}");
+            assert_eq!(
+                err.to_string(),
+                format!("invalid spec: Secret \"s\" key {key:?}: the value is empty: put the value in the Secret")
+            );
+        }
         assert_eq!(format!("{:?}", SecretValue::new("s3cr3t")), "SecretValue(<redacted>)");
     }
 }

@@ -1,8 +1,11 @@
 //! The directory a DirectorySync reads: exactly one provider, each with its own settings. The
 //! behaviour of each provider (validation, client, reader) lives in `crate::source::<provider>`.
 
+use std::fmt;
+
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::de::{Error as _, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::spec::{SecretKeyRef, SecretRef, default_client_id_key, default_client_secret_key};
 
@@ -21,6 +24,55 @@ pub enum SourceSpec {
     GoogleWorkspace(GoogleWorkspaceSource),
     Okta(OktaSource),
     OneLogin(OneLoginSource),
+}
+
+/// The keys under `spec.source`, one per [`SourceSpec`] variant.
+pub const SOURCE_KEYS: [&str; 5] = ["ldap", "entraId", "googleWorkspace", "okta", "oneLogin"];
+
+/// Reads `spec.source` as a map with exactly one provider key, in any format, saying clearly
+/// what is wrong when there are none or several (paths below the key are kept for errors).
+pub(super) fn deserialize_source<'de, D: Deserializer<'de>>(d: D) -> Result<SourceSpec, D::Error> {
+    struct OneKey;
+    impl<'de> Visitor<'de> for OneKey {
+        type Value = SourceSpec;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a mapping with one of {}", SOURCE_KEYS.join(", "))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SourceSpec, A::Error> {
+            let mut keys: Vec<String> = Vec::new();
+            let mut source = None;
+            while let Some(key) = map.next_key::<String>()? {
+                if !keys.is_empty() {
+                    map.next_value::<IgnoredAny>()?;
+                    keys.push(key);
+                    continue;
+                }
+                source = Some(match key.as_str() {
+                    "ldap" => SourceSpec::Ldap(map.next_value()?),
+                    "entraId" => SourceSpec::EntraId(map.next_value()?),
+                    "googleWorkspace" => SourceSpec::GoogleWorkspace(map.next_value()?),
+                    "okta" => SourceSpec::Okta(map.next_value()?),
+                    "oneLogin" => SourceSpec::OneLogin(map.next_value()?),
+                    other => return Err(A::Error::unknown_variant(other, &SOURCE_KEYS)),
+                });
+                keys.push(key);
+            }
+            match (source, keys.len()) {
+                (Some(source), 1) => Ok(source),
+                (_, 0) => Err(A::Error::custom(format!(
+                    "set exactly one of {}",
+                    SOURCE_KEYS.join(", ")
+                ))),
+                _ => Err(A::Error::custom(format!(
+                    "set exactly one source, found {}",
+                    keys.join(" and ")
+                ))),
+            }
+        }
+    }
+    d.deserialize_map(OneKey)
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -30,7 +30,10 @@ pub struct DirectorySyncSpec {
     pub bitwarden: BitwardenSpec,
     /// The directory to read: exactly one of `ldap`, `entraId`, `googleWorkspace`, `okta`, `oneLogin`.
     // One key per provider in YAML and JSON alike (YAML would otherwise want a `!tag`).
-    #[serde(with = "serde_yaml_ng::with::singleton_map")]
+    #[serde(
+        serialize_with = "serde_yaml_ng::with::singleton_map::serialize",
+        deserialize_with = "super::source::deserialize_source"
+    )]
     #[schemars(with = "SourceSpec")]
     pub source: SourceSpec,
     /// What to sync and how.

@@ -2,9 +2,11 @@
 //! would `kubectl apply`, run the engine once, and print the result.
 
 pub mod bench;
+mod limits;
 pub mod manifests;
 pub mod output;
 pub mod state;
+mod strict;
 
 use std::path::PathBuf;
 
@@ -35,7 +37,11 @@ pub async fn run(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std::i
     match run_inner(args, connector, out).await {
         Ok(code) => code,
         Err(Failure::Input(message)) => {
-            eprintln!("error: {message}");
+            eprintln!("error: {}: {message}", Reason::InvalidSpec);
+            EXIT_INVALID_INPUT
+        }
+        Err(Failure::Output(message)) => {
+            eprintln!("error: cannot write the output: {message}");
             EXIT_INVALID_INPUT
         }
         Err(Failure::Sync(err)) => {
@@ -50,7 +56,10 @@ pub async fn run(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std::i
 }
 
 enum Failure {
+    /// Files, flags or the state file: reason InvalidSpec.
     Input(String),
+    /// Printing the result failed (a closed pipe).
+    Output(String),
     Sync(Error),
 }
 
@@ -68,11 +77,20 @@ async fn run_inner(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std:
         .select(args.name.as_deref(), &args.files)
         .map_err(|e| Failure::Input(e.to_string()))?;
     let namespace = ds.metadata.namespace.clone().unwrap_or_else(|| "default".to_string());
-    let secrets = manifests.secret_store(&namespace);
+    let secrets = manifests
+        .secret_store(&namespace)
+        .map_err(|e| Failure::Input(e.to_string()))?;
     let previous = match &args.state {
         Some(path) => state::load(path).map_err(Failure::Input)?,
         None => SyncState::default(),
     };
+    // A sync whose new baseline cannot be saved must not send anything: the guard and
+    // skip-unchanged would start from nothing next time.
+    if let Some(path) = &args.state
+        && !args.dry_run
+    {
+        state::check_writable(path).map_err(Failure::Input)?;
+    }
     let options = RunOptions {
         force: args.force,
         guard_override: args.guard_override.clone(),
@@ -84,16 +102,16 @@ async fn run_inner(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std:
 
     let write = |out: &mut dyn std::io::Write, text: &str| {
         out.write_all(text.as_bytes())
-            .map_err(|e| Failure::Input(e.to_string()))
+            .map_err(|e| Failure::Output(e.to_string()))
     };
     if args.dry_run {
         if args.json {
             // Streamed: a large directory's JSON is never held in memory as one string.
             let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *out);
             serde_json::to_writer_pretty(&mut w, &output::TestJson::new(&outcome.prepared))
-                .map_err(|e| Failure::Input(e.to_string()))?;
-            std::io::Write::write_all(&mut w, b"\n").map_err(|e| Failure::Input(e.to_string()))?;
-            std::io::Write::flush(&mut w).map_err(|e| Failure::Input(e.to_string()))?;
+                .map_err(|e| Failure::Output(e.to_string()))?;
+            std::io::Write::write_all(&mut w, b"\n").map_err(|e| Failure::Output(e.to_string()))?;
+            std::io::Write::flush(&mut w).map_err(|e| Failure::Output(e.to_string()))?;
         } else {
             write(out, &output::test_text(&outcome))?;
         }

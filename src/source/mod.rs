@@ -116,6 +116,8 @@ mod tests {
 
     #[test]
     fn each_provider_is_named_by_its_key_under_spec_source() {
+        let names: Vec<&str> = examples().iter().map(|s| provider(s).name()).collect();
+        assert_eq!(names, crate::api::SOURCE_KEYS);
         for source in examples() {
             let json = serde_json::to_value(&source).unwrap();
             let key = json.as_object().unwrap().keys().next().unwrap().clone();

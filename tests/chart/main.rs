@@ -39,13 +39,15 @@ async fn the_charts_service_account_can_sync() {
     let cluster = k::cluster();
     let admin = cluster.admin.clone();
     let client = k::client_for(&admin).await;
-    // The CRD in the form the test server takes (v1.20 has no CEL), then the chart without it.
+    // The CRD in the form the test server takes (v1.20 has no CEL), then the chart without it,
+    // with leader election on (as with replicas > 1: the Lease Role is rendered only then).
     k::install_crd(&client).await;
     run(Command::new("python3").arg(root.join("scripts/chart.py")).args([
         "install",
         admin.to_str().unwrap(),
         RELEASE_NS,
         "--skip-crds",
+        "--leader-election",
     ]));
 
     // A kubeconfig with only the chart ServiceAccount's token.

@@ -267,6 +267,8 @@ fn is_leader(c: &ControllerProcess) -> bool {
 async fn leader_election_hands_over_when_the_leader_dies() {
     let client = k::admin().await;
     let ns = k::namespace(&client, "leader").await;
+    // The Lease rights are a Role in the Lease's namespace (deploy/rbac.yaml), not in the ClusterRole.
+    k::install_lease_rbac(&client, &ns).await;
     let slapd = Slapd::start(&company());
     let double = BitwardenDouble::start().await;
     k::put_sync_secrets(&client, &ns, &double, READER_PW).await;

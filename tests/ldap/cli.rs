@@ -3,14 +3,12 @@
 //! JSON, the state file, exit codes, and that no secret reaches the output or the logs.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::support::bitwarden::{BitwardenDouble, Endpoint};
+use crate::support::cli::{args, dirsync};
 use crate::support::slapd::{BASE, ROOT_DN, ROOT_PW, Slapd};
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_dirsync");
 
 /// The demo company (`examples/demo/company.ldif`) under the harness's base DN.
 fn demo_ldif() -> String {
@@ -23,34 +21,6 @@ fn demo_ldif() -> String {
         .filter(|e| !e.contains(&format!("dn: {BASE}\n")))
         .collect();
     entries.join("\n\n")
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the binary on a blocking thread so the in-process Bitwarden double keeps serving.
-async fn dirsync(args: Vec<String>) -> Run {
-    tokio::task::spawn_blocking(move || {
-        let out = Command::new(BIN)
-            .args(&args)
-            .env_remove("RUST_LOG")
-            .output()
-            .expect("run dirsync");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    })
-    .await
-    .unwrap()
-}
-
-fn args(list: &[&str]) -> Vec<String> {
-    list.iter().map(|s| s.to_string()).collect()
 }
 
 struct Setup {
@@ -314,20 +284,42 @@ async fn input_errors_exit_2_and_say_what_to_fix() {
     let run = dirsync(args(&["test", "-f", empty.to_str().unwrap()])).await;
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("no DirectorySync"), "{}", run.stderr);
-    assert!(s.double.requests().is_empty());
+    // A state file that cannot be written is found before anything is sent (the guard's new
+    // baseline would be lost otherwise), and so is an empty secret value.
+    let file = s.manifests(ROOT_PW, "{}");
+    let run = dirsync(args(&[
+        "sync",
+        "-f",
+        file.to_str().unwrap(),
+        "--state",
+        "/no/such/dir/state.json",
+    ]))
+    .await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("error: InvalidSpec: cannot write the state file /no/such/dir/state.json"),
+        "{}",
+        run.stderr
+    );
+    let empty_password = s.manifests("\"\"", "{}");
+    let run = dirsync(args(&["sync", "-f", empty_password.to_str().unwrap()])).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains(r#"Secret "ldap-bind" key "password": the value is empty"#),
+        "{}",
+        run.stderr
+    );
+    assert!(s.double.requests().is_empty(), "nothing was sent");
+    // The same run with a writable state file does send, and saves the state.
+    let state = s.state();
+    let run = dirsync(args(&["sync", "-f", file.to_str().unwrap(), "--state", &state])).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(s.double.imports().len(), 1);
+    assert!(Path::new(&state).exists());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn crd_prints_the_committed_crd() {
-    let run = dirsync(args(&["crd"])).await;
-    assert_eq!(run.code, 0);
-    let committed =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/directorysync.yaml")).unwrap();
-    assert_eq!(run.stdout, committed);
-}
-
-/// Logs written to a file or a pipe (here: the pipe `Command::output` reads) are plain text, with
-/// no ANSI colour codes to garble log files and collectors.
 #[tokio::test(flavor = "multi_thread")]
 async fn logs_to_a_pipe_carry_no_colour_codes() {
     let s = Setup::new().await;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use dirsync::api::DirectorySync;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -132,15 +132,29 @@ pub async fn install_crd(client: &Client) {
     }
 }
 
+/// The first object of `kind` in `deploy/rbac.yaml`.
+fn deploy_rbac<T: serde::de::DeserializeOwned>(kind: &str) -> T {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml")).unwrap();
+    text.split("\n---")
+        .filter_map(|doc| serde_yaml_ng::from_str::<serde_json::Value>(doc).ok())
+        .find(|v| v["kind"] == kind)
+        .map(|v| serde_json::from_value(v).unwrap())
+        .unwrap_or_else(|| panic!("deploy/rbac.yaml has a {kind}"))
+}
+
+/// The test user the controller runs as on the local control plane.
+fn tester() -> Subject {
+    Subject {
+        kind: "User".into(),
+        name: "tester".into(),
+        api_group: Some("rbac.authorization.k8s.io".into()),
+        namespace: None,
+    }
+}
+
 /// Applies the ClusterRole of `deploy/rbac.yaml` and binds it to the test user "tester".
 pub async fn install_rbac(client: &Client) {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml")).unwrap();
-    let role: ClusterRole = text
-        .split("\n---")
-        .filter_map(|doc| serde_yaml_ng::from_str::<serde_json::Value>(doc).ok())
-        .find(|v| v["kind"] == "ClusterRole")
-        .map(|v| serde_json::from_value(v).unwrap())
-        .expect("deploy/rbac.yaml has a ClusterRole");
+    let role: ClusterRole = deploy_rbac("ClusterRole");
     let roles: Api<ClusterRole> = Api::all(client.clone());
     match roles.create(&PostParams::default(), &role).await {
         Ok(_) => {}
@@ -157,12 +171,7 @@ pub async fn install_rbac(client: &Client) {
             kind: "ClusterRole".into(),
             name: role.metadata.name.clone().unwrap(),
         },
-        subjects: Some(vec![Subject {
-            kind: "User".into(),
-            name: "tester".into(),
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            namespace: None,
-        }]),
+        subjects: Some(vec![tester()]),
     };
     let bindings: Api<ClusterRoleBinding> = Api::all(client.clone());
     match bindings.create(&PostParams::default(), &binding).await {
@@ -170,6 +179,41 @@ pub async fn install_rbac(client: &Client) {
         Err(e) if is_conflict(&e) => {}
         Err(e) => panic!("create the ClusterRoleBinding: {e}"),
     }
+}
+
+/// For `--leader-election --lease-namespace NAMESPACE`: the leader-election Role of
+/// `deploy/rbac.yaml` (the one Lease `dirsync-leader`, by name), created in `namespace` and bound
+/// to the test user. The ClusterRole grants nothing on Leases. Nothing to do with `$KUBECONFIG`.
+pub async fn install_lease_rbac(client: &Client, namespace: &str) {
+    if cluster().user.is_none() {
+        return;
+    }
+    let mut role: Role = deploy_rbac("Role");
+    role.metadata.namespace = Some(namespace.to_string());
+    let name = role.metadata.name.clone().unwrap();
+    let roles: Api<Role> = Api::namespaced(client.clone(), namespace);
+    roles
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create the lease Role");
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some(namespace.to_string()),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name,
+        },
+        subjects: Some(vec![tester()]),
+    };
+    let bindings: Api<RoleBinding> = Api::namespaced(client.clone(), namespace);
+    bindings
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create the lease RoleBinding");
 }
 
 /// A fresh namespace for one test.

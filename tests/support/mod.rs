@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod bitwarden;
+pub mod cli;
 pub mod double;
 pub mod flows;
 pub mod kube;

@@ -60,7 +60,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 
-{{/* The rules of shared/spec/operations.md, minus the Lease rule (see leaseRule). */}}
+{{/* The rules of shared/spec/operations.md, minus the Lease rules (see leaseRules). */}}
 {{- define "dirsync.rbacRules" -}}
 - apiGroups: ["dirsync.dev"]
   resources: ["directorysyncs"]
@@ -76,8 +76,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: ["create", "patch"]
 {{- end }}
 
-{{- define "dirsync.leaseRule" -}}
+{{/*
+The leader Lease, granted in the release namespace only and only with leader election on: get and
+update of that one Lease by name; create cannot be limited by name (the object does not exist
+yet when it is created), so it is a rule of its own.
+*/}}
+{{- define "dirsync.leaseRules" -}}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  verbs: ["get", "create", "update"]
+  resourceNames: [{{ include "dirsync.leaseName" . | quote }}]
+  verbs: ["get", "update"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
 {{- end }}
