@@ -124,6 +124,7 @@ impl Fixture {
                 ..Default::default()
             }),
             sync,
+            collections: Vec::new(),
             mode: Mode::Apply,
             suspend: false,
         }
