@@ -40,6 +40,7 @@ pub struct DirectorySyncSpec {
     /// collections (official server only). Access given by hand, and groups this DirectorySync
     /// does not sync, are never touched.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500))]
     pub collections: Vec<CollectionAccess>,
     /// `Apply` sends changes to Bitwarden; `DryRun` only computes and reports them.
     #[serde(default)]
@@ -66,7 +67,7 @@ pub struct CollectionAccess {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
     /// Synced directory groups, by name as synced (the name Bitwarden shows for them).
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 200))]
     pub groups: Vec<String>,
     /// The groups can see the items but not change them.
     #[serde(default)]

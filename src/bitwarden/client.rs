@@ -538,8 +538,13 @@ impl Client {
         let body = serde_json::to_vec(update)
             .map_err(|e| Error::BitwardenRejected(format!("cannot encode the access list: {e}")))?;
         // Within the cloud's write limits, counted for every client of this server in the process.
-        crate::net::pace::shared(&self.urls.api, &WRITE_LIMITS).acquire().await;
-        debug!(collection = id, groups = update.groups.len(), "writing a collection's access list");
+        let pace = crate::net::pace::shared(&self.urls.api, &WRITE_LIMITS);
+        let _write = pace.acquire().await;
+        debug!(
+            collection = id,
+            groups = update.groups.len(),
+            "writing a collection's access list"
+        );
         // A complete replacement: sending it twice leaves the same result.
         let call = Call::idempotent("put_collection");
         let reply = self.api(call, Method::PUT, &path, &[], Some(&body)).await?;

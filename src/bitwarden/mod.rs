@@ -8,7 +8,9 @@ use async_trait::async_trait;
 
 use crate::Error;
 pub use client::{Client, ClientOptions, RetryPolicy, connect};
-pub use types::{AccessEntry, CollectionUpdate, ImportGroup, ImportMember, ImportRequest, OrgCollection, OrgGroup, OrgMember};
+pub use types::{
+    AccessEntry, CollectionUpdate, ImportGroup, ImportMember, ImportRequest, OrgCollection, OrgGroup, OrgMember,
+};
 pub use urls::Urls;
 
 /// What a sync needs from a Bitwarden organization.

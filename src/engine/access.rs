@@ -143,7 +143,11 @@ pub async fn apply(bitwarden: &dyn BitwardenApi, c: &Context<'_>) -> Report {
             ),
             Action::Write(update) => {
                 let id = item.id.as_deref().unwrap_or_default();
-                info!(collection = id, changes = item.changes.as_deref().unwrap_or_default(), "writing collection access");
+                info!(
+                    collection = id,
+                    changes = item.changes.as_deref().unwrap_or_default(),
+                    "writing collection access"
+                );
                 match write(bitwarden, id, update).await {
                     Ok(Written::Held) => {
                         report.written += 1;
@@ -192,7 +196,11 @@ enum Written {
     Gone,
 }
 
-async fn write(bitwarden: &dyn BitwardenApi, id: &str, update: &crate::bitwarden::CollectionUpdate) -> Result<Written, Error> {
+async fn write(
+    bitwarden: &dyn BitwardenApi,
+    id: &str,
+    update: &crate::bitwarden::CollectionUpdate,
+) -> Result<Written, Error> {
     if bitwarden.put_collection(id, update).await? == Put::NoSuchCollection {
         return Ok(Written::Gone);
     }
@@ -218,7 +226,10 @@ fn failed(
     what: &str,
     e: &Error,
 ) -> Report {
-    let message = format!("{what} ({}: {e}); nothing was changed, the next sync tries again", e.reason());
+    let message = format!(
+        "{what} ({}: {e}); nothing was changed, the next sync tries again",
+        e.reason()
+    );
     report.collections = untouched(CollectionState::Failed, &message);
     report.warnings.push(format!("spec.collections: {message}"));
     report

@@ -110,7 +110,9 @@ impl Outcome {
                 }
             ),
             _ => match plan.action {
-                Action::Unchanged if f.access.written > 0 => format!("{counts}; the import is unchanged since the last sync"),
+                Action::Unchanged if f.access.written > 0 => {
+                    format!("{counts}; the import is unchanged since the last sync")
+                }
                 Action::Unchanged => format!("{counts}; nothing changed since the last sync"),
                 Action::Empty => "the directory returned no users and no groups; nothing was sent".to_string(),
                 Action::Send | Action::GuardTripped => {

@@ -1,6 +1,7 @@
 //! Pacing calls within a server's published limits ("at most 5 a second and 60 a minute"), so
 //! that a run of writes never meets a 429 in the first place. [`Windows`] keeps the times of the
-//! last calls and makes the next one wait until it fits every window; [`shared`] hands out one per
+//! last calls (each from its end, once it has ended) and makes the next one wait until it fits
+//! every window; [`shared`] hands out one per
 //! server, so that every client of the process talking to it counts against the same limits (the
 //! cloud counts per client IP).
 
@@ -14,32 +15,59 @@ use tokio::time::Instant;
 #[derive(Debug)]
 pub struct Windows {
     limits: Vec<(usize, Duration)>,
-    /// Start times of the recent calls, oldest first (never more than the largest limit).
-    sent: Mutex<VecDeque<Instant>>,
+    slots: Mutex<Slots>,
+}
+
+#[derive(Debug, Default)]
+struct Slots {
+    next: u64,
+    /// The recent calls: when each started, or ended once it has (never more than the largest
+    /// limit).
+    times: VecDeque<(u64, Instant)>,
+}
+
+/// One call's place in the windows. Dropped when the call has ended: from then on the call
+/// counts from its end, the latest the server can have seen it, so that network delays never
+/// make two calls look closer together to the server than they were paced.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    windows: &'a Windows,
+    id: u64,
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut slots = self.windows.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.times.iter_mut().find(|(id, _)| *id == self.id) {
+            slot.1 = Instant::now();
+        }
+    }
 }
 
 impl Windows {
     pub fn new(limits: &[(usize, Duration)]) -> Windows {
         Windows {
             limits: limits.iter().copied().filter(|(n, _)| *n > 0).collect(),
-            sent: Mutex::new(VecDeque::new()),
+            slots: Mutex::new(Slots::default()),
         }
     }
 
-    /// Waits until one more call fits every window, and counts it as made now.
-    pub async fn acquire(&self) {
+    /// Waits until one more call fits every window; the call counts until the permit is dropped.
+    pub async fn acquire(&self) -> Permit<'_> {
         loop {
             let wait = {
-                let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+                let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
-                let wait = self.wait(&sent, now);
+                let wait = self.wait(&slots.times, now);
                 if wait.is_zero() {
-                    sent.push_back(now);
+                    let id = slots.next;
+                    slots.next += 1;
+                    slots.times.push_back((id, now));
                     let keep = self.limits.iter().map(|(n, _)| *n).max().unwrap_or(0);
-                    while sent.len() > keep {
-                        sent.pop_front();
+                    while slots.times.len() > keep {
+                        slots.times.pop_front();
                     }
-                    return;
+                    return Permit { windows: self, id };
                 }
                 wait
             };
@@ -48,13 +76,15 @@ impl Windows {
     }
 
     /// How long until a call made at `now` fits every window.
-    fn wait(&self, sent: &VecDeque<Instant>, now: Instant) -> Duration {
+    fn wait(&self, times: &VecDeque<(u64, Instant)>, now: Instant) -> Duration {
+        let mut latest: Vec<Instant> = times.iter().map(|(_, t)| *t).collect();
+        latest.sort_unstable_by(|a, b| b.cmp(a));
         self.limits
             .iter()
             .filter_map(|&(n, window)| {
                 // The n-th most recent call must have left the window.
-                let nth = sent.len().checked_sub(n).map(|i| sent[i])?;
-                Some((nth + window).saturating_duration_since(now))
+                let nth = latest.get(n - 1)?;
+                Some((*nth + window).saturating_duration_since(now))
             })
             .max()
             .unwrap_or_default()
@@ -86,7 +116,7 @@ mod tests {
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..61 {
-            w.acquire().await;
+            let _call = w.acquire().await;
             times.push(start.elapsed());
         }
         // The first five at once, then one more every time one leaves the one-second window.
@@ -96,7 +126,10 @@ mod tests {
         // Never more than 5 in any second, nor 60 in any minute.
         for (i, t) in times.iter().enumerate() {
             let in_second = times[..=i].iter().filter(|s| **s + Duration::from_secs(1) > *t).count();
-            let in_minute = times[..=i].iter().filter(|s| **s + Duration::from_secs(60) > *t).count();
+            let in_minute = times[..=i]
+                .iter()
+                .filter(|s| **s + Duration::from_secs(60) > *t)
+                .count();
             assert!(in_second <= 5 && in_minute <= 60, "call {i} at {t:?}");
         }
         // The 61st waits for the first to leave the minute.
@@ -108,10 +141,23 @@ mod tests {
         let w = Windows::new(&CLOUD);
         for _ in 0..10 {
             let before = Instant::now();
-            w.acquire().await;
+            drop(w.acquire().await);
             assert_eq!(before.elapsed(), Duration::ZERO);
             tokio::time::sleep(Duration::from_millis(1100)).await;
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_counts_from_its_end_once_it_ends() {
+        let w = Windows::new(&[(1, Duration::from_secs(1))]);
+        let start = Instant::now();
+        {
+            let _slow = w.acquire().await;
+            // The server may have seen it only now.
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        let _next = w.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(1700));
     }
 
     #[test]

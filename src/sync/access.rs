@@ -70,7 +70,12 @@ pub struct AccessPlan {
 
 impl Item {
     /// The status of this item once handled: `state`, a message, and what it has granted.
-    pub fn status(&self, state: CollectionState, message: Option<String>, granted: Vec<GrantedGroup>) -> CollectionStatus {
+    pub fn status(
+        &self,
+        state: CollectionState,
+        message: Option<String>,
+        granted: Vec<GrantedGroup>,
+    ) -> CollectionStatus {
         CollectionStatus {
             id: self.id.clone(),
             external_id: self.external_id.clone(),
@@ -167,7 +172,8 @@ pub fn plan(input: &AccessInput) -> AccessPlan {
             }
         }
         let owned = owned_ids(&wanted, &before, &by_ext);
-        out.items.push(item(collection, wanted, &owned, granted, before, &names));
+        out.items
+            .push(item(collection, wanted, &owned, granted, before, &names));
     }
 
     // Collections the spec no longer lists: remove the access this DirectorySync gave there.
@@ -191,7 +197,12 @@ pub fn plan(input: &AccessInput) -> AccessPlan {
 
 /// Every spec entry (and every collection still holding access this DirectorySync gave) left as
 /// it is, in `state` with `message`: the server has no collections API, or it could not be read.
-pub fn untouched(entries: &[CollectionAccess], previous: &[CollectionStatus], state: CollectionState, message: &str) -> Vec<CollectionStatus> {
+pub fn untouched(
+    entries: &[CollectionAccess],
+    previous: &[CollectionStatus],
+    state: CollectionState,
+    message: &str,
+) -> Vec<CollectionStatus> {
     let mut out: Vec<CollectionStatus> = entries
         .iter()
         .map(|e| {
@@ -199,7 +210,10 @@ pub fn untouched(entries: &[CollectionAccess], previous: &[CollectionStatus], st
             let granted = prev.map(|p| p.granted.clone()).unwrap_or_default();
             CollectionStatus {
                 id: e.id.clone().or_else(|| prev.and_then(|p| p.id.clone())),
-                external_id: e.external_id.clone().or_else(|| prev.and_then(|p| p.external_id.clone())),
+                external_id: e
+                    .external_id
+                    .clone()
+                    .or_else(|| prev.and_then(|p| p.external_id.clone())),
                 groups: granted.len() as u64,
                 state,
                 message: Some(message.to_string()),
@@ -268,7 +282,11 @@ fn find<'c>(collections: &'c [OrgCollection], entry: &CollectionAccess) -> Resul
     }
 }
 
-fn find_previous<'p>(previous: &'p [CollectionStatus], id: Option<&str>, external_id: Option<&str>) -> Option<&'p CollectionStatus> {
+fn find_previous<'p>(
+    previous: &'p [CollectionStatus],
+    id: Option<&str>,
+    external_id: Option<&str>,
+) -> Option<&'p CollectionStatus> {
     previous.iter().find(|p| match (id, external_id) {
         (Some(id), _) => same_id(p.id.as_deref(), Some(id)),
         (None, Some(ext)) => p.external_id.as_deref() == Some(ext),
@@ -288,11 +306,7 @@ fn previous_of(previous: &[CollectionStatus], id: Option<&str>, external_id: Opt
 
 fn dedup(names: &[String]) -> Vec<&str> {
     let mut seen = HashSet::new();
-    names
-        .iter()
-        .map(|n| n.as_str())
-        .filter(|n| seen.insert(*n))
-        .collect()
+    names.iter().map(|n| n.as_str()).filter(|n| seen.insert(*n)).collect()
 }
 
 /// The synced groups an entry gives access to (name as the spec writes it, external id).
@@ -397,17 +411,16 @@ fn item(
             list.push(entry.clone());
         }
     }
-    let before = flags_by_id(&collection.groups);
-    let after = flags_by_id(&list);
-    let (action, changes) = if before == after {
+    let (action, changes) = if same_list(&collection.groups, &list) {
         (Action::InPlace, None)
     } else {
+        let changes = describe_changes(&collection.groups, &list, names);
         (
             Action::Write(CollectionUpdate {
                 external_id: collection.external_id.clone(),
                 groups: list,
             }),
-            Some(describe_changes(&before, &after, names)),
+            Some(changes),
         )
     };
     Item {
@@ -440,20 +453,32 @@ fn group_names(groups: &[OrgGroup]) -> HashMap<String, &str> {
         .collect()
 }
 
-/// `Engineering gets access (readOnly); SRE now has manage; Sales loses access`.
-fn describe_changes(before: &BTreeMap<String, Flags>, after: &BTreeMap<String, Flags>, names: &HashMap<String, &str>) -> String {
-    let name = |id: &str| names.get(id).map(|n| n.to_string()).unwrap_or_else(|| format!("group {id}"));
-    let flags = |f: &Flags| describe_flags(f.0, f.1, f.2);
+/// `Engineering gets access (readOnly); SRE changes from readOnly to manage; Sales loses access`,
+/// in the order of the lists.
+fn describe_changes(before: &[AccessEntry], after: &[AccessEntry], names: &HashMap<String, &str>) -> String {
+    let name = |id: &str| {
+        names
+            .get(id)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| format!("group {id}"))
+    };
+    let flags = |e: &AccessEntry| describe_flags(e.read_only, e.hide_passwords, e.manage);
+    let find = |list: &'_ [AccessEntry], id: &str| -> Option<AccessEntry> {
+        list.iter().find(|e| e.id.eq_ignore_ascii_case(id)).cloned()
+    };
     let mut parts = Vec::new();
-    for (id, f) in after {
-        match before.get(id) {
-            None => parts.push(format!("{} gets access ({})", name(id), flags(f))),
-            Some(old) if old != f => parts.push(format!("{} changes from {} to {}", name(id), flags(old), flags(f))),
+    for e in after {
+        let id = e.id.to_ascii_lowercase();
+        match find(before, &id) {
+            None => parts.push(format!("{} gets access ({})", name(&id), flags(e))),
+            Some(old) if flags(&old) != flags(e) => {
+                parts.push(format!("{} changes from {} to {}", name(&id), flags(&old), flags(e)))
+            }
             Some(_) => {}
         }
     }
-    for id in before.keys().filter(|id| !after.contains_key(*id)) {
-        parts.push(format!("{} loses access", name(id)));
+    for e in before.iter().filter(|e| find(after, &e.id).is_none()) {
+        parts.push(format!("{} loses access", name(&e.id.to_ascii_lowercase())));
     }
     parts.join("; ")
 }
@@ -581,7 +606,9 @@ mod tests {
         let item = &plan.items[0];
         assert_eq!(written(item), vec![manual, access("b-eng", true, false)]);
         // The current externalId is always sent back (an omitted one would be erased).
-        let Action::Write(update) = &item.action else { unreachable!() };
+        let Action::Write(update) = &item.action else {
+            unreachable!()
+        };
         assert_eq!(update.external_id.as_deref(), Some("shared-ext"));
         assert_eq!(item.granted, granted(&[("Engineering", "g-eng")]));
         assert_eq!(item.changes.as_deref(), Some("Engineering gets access (readOnly)"));
@@ -607,7 +634,7 @@ mod tests {
             vec![entry(&["Engineering"], false)],
             vec![
                 access("b-eng", true, false),
-                access("b-sre", true, false),  // given by this DirectorySync, no longer listed
+                access("b-sre", true, false), // given by this DirectorySync, no longer listed
                 access("b-sales", true, false), // a synced group given access by hand: not ours
                 access("b-audit", false, true),
             ],
@@ -656,7 +683,11 @@ mod tests {
         assert_eq!(plan.items[0].action, Action::InPlace);
         assert_eq!(plan.items[0].granted, granted(&[("Engineering", "g-eng")]));
         assert_eq!(plan.warnings.len(), 1);
-        assert!(plan.warnings[0].contains("now named \"Platform\""), "{:?}", plan.warnings);
+        assert!(
+            plan.warnings[0].contains("now named \"Platform\""),
+            "{:?}",
+            plan.warnings
+        );
         // Once the spec says the new name, the same group keeps its access, remembered by it.
         case.entries = vec![entry(&["Platform"], true)];
         let plan = case.plan();
@@ -710,9 +741,13 @@ mod tests {
             groups: vec!["SRE".into()],
             ..Default::default()
         };
-        let mut case = Case::new(vec![by_ext("shared-ext"), entry(&["Engineering"], false), by_ext("nope")], vec![]);
+        let mut case = Case::new(
+            vec![by_ext("shared-ext"), entry(&["Engineering"], false), by_ext("nope")],
+            vec![],
+        );
         case.collections.push(collection(OTHER, Some("twin"), vec![]));
-        case.collections.push(collection("c0000000-0000-4000-8000-000000000003", Some("twin"), vec![]));
+        case.collections
+            .push(collection("c0000000-0000-4000-8000-000000000003", Some("twin"), vec![]));
         case.entries.push(by_ext("twin"));
         let plan = case.plan();
         assert_eq!(written(&plan.items[0]), vec![access("b-sre", false, false)]);
@@ -747,7 +782,10 @@ mod tests {
     #[test]
     fn an_unsupported_server_leaves_everything_as_it_was() {
         let entries = vec![entry(&["Engineering"], true)];
-        let prev = vec![previous(COLL, &[("Engineering", "g-eng")]), previous(OTHER, &[("SRE", "g-sre")])];
+        let prev = vec![
+            previous(COLL, &[("Engineering", "g-eng")]),
+            previous(OTHER, &[("SRE", "g-sre")]),
+        ];
         let out = untouched(&entries, &prev, CollectionState::Unsupported, "no collections API");
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|c| c.state == CollectionState::Unsupported));
@@ -755,6 +793,12 @@ mod tests {
         assert_eq!(out[1].granted, prev[1].granted);
         let asked = requested(&entries, &[]);
         assert_eq!(asked[0].state, CollectionState::Pending);
-        assert!(asked[0].message.as_deref().unwrap().starts_with("Engineering would get access (readOnly)"));
+        assert!(
+            asked[0]
+                .message
+                .as_deref()
+                .unwrap()
+                .starts_with("Engineering would get access (readOnly)")
+        );
     }
 }

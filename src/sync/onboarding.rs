@@ -251,7 +251,15 @@ mod tests {
             last: Some(last),
         };
         let c = count(&i).unwrap();
-        assert_eq!((c.invited, c.confirmed), (2, 2), "h@x.com invited, `gone` (confirmed) removed");
-        assert_eq!(count(&OnboardingInput { last: None, ..i }), None, "unknown without earlier counts");
+        assert_eq!(
+            (c.invited, c.confirmed),
+            (2, 2),
+            "h@x.com invited, `gone` (confirmed) removed"
+        );
+        assert_eq!(
+            count(&OnboardingInput { last: None, ..i }),
+            None,
+            "unknown without earlier counts"
+        );
     }
 }

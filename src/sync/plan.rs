@@ -262,7 +262,11 @@ pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) 
 /// Members the server removes: deleted entries that match a member who is not an owner, plus,
 /// with `overwriteExisting`, every non-owner member with an external id missing from the request
 /// (those sorted by email).
-pub fn removed_members<'m>(requests: &[ImportRequest], members: &'m [OrgMember], overwrite: bool) -> Vec<&'m OrgMember> {
+pub fn removed_members<'m>(
+    requests: &[ImportRequest],
+    members: &'m [OrgMember],
+    overwrite: bool,
+) -> Vec<&'m OrgMember> {
     let sent = || requests.iter().flat_map(|r| r.members.iter());
     let by_ext: HashMap<&str, &OrgMember> = members
         .iter()
