@@ -153,7 +153,15 @@ fn collection_lines(s: &mut String, outcome: &Outcome) {
             (None, Some(ext)) => format!("externalId {ext}"),
             (None, None) => "?".to_string(),
         };
-        let _ = write!(s, "collection {name}: {:?}, {} groups given access", c.state, c.groups);
+        let groups = match c.groups {
+            1 => "1 group".to_string(),
+            n => format!("{n} groups"),
+        };
+        let _ = write!(
+            s,
+            "collection {name}: {:?}, {groups} with access from this sync",
+            c.state
+        );
         match &c.message {
             Some(m) => {
                 let _ = writeln!(s, "; {m}");
