@@ -127,8 +127,12 @@ pub async fn apply(bitwarden: &dyn BitwardenApi, c: &Context<'_>) -> Report {
             .unwrap_or_default();
         let kept = || item.granted_before.clone();
         let status = match &item.action {
-            Action::NotFound(message) => item.status(CollectionState::NotFound, Some(message.clone()), Vec::new()),
-            Action::Failed(message) => item.status(CollectionState::Failed, Some(message.clone()), kept()),
+            Action::NotFound(message) => {
+                item.status(CollectionState::NotFound, Some(message.clone()), item.granted.clone())
+            }
+            Action::Failed(message) => {
+                item.status(CollectionState::Failed, Some(message.clone()), item.granted.clone())
+            }
             Action::InPlace if c.dry_run => item.status(CollectionState::Applied, None, kept()),
             Action::InPlace => item.status(CollectionState::Applied, None, item.granted.clone()),
             Action::Write(_) if c.dry_run => item.status(

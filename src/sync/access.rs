@@ -103,39 +103,45 @@ pub fn plan(input: &AccessInput) -> AccessPlan {
         let label = entry.label();
         let collection = match find(input.collections, entry) {
             Ok(c) => c,
-            Err(Missing::None) => {
-                let before = previous_of(input.previous, entry.id.as_deref(), entry.external_id.as_deref());
-                out.items.push(Item {
-                    id: entry.id.clone(),
-                    external_id: entry.external_id.clone(),
-                    action: Action::NotFound(format!(
+            Err(missing) => {
+                // The collection this entry named last time may still be there (its externalId
+                // changed, or another collection took the same one): the spec still lists the
+                // entry, so the access given there stays, remembered.
+                let prev = find_previous(input.previous, entry.id.as_deref(), entry.external_id.as_deref());
+                let still_there = prev
+                    .and_then(|p| p.id.as_deref())
+                    .filter(|id| input.collections.iter().any(|c| c.id.eq_ignore_ascii_case(id)));
+                if let Some(id) = still_there {
+                    claimed.insert(id.to_ascii_lowercase(), i);
+                }
+                let kept = match (still_there, prev) {
+                    (Some(_), Some(p)) => p.granted.clone(),
+                    _ => Vec::new(),
+                };
+                let action = match missing {
+                    Missing::None => Action::NotFound(format!(
                         "no collection {label} in the organization (deleted? another organization's?): \
                          nothing to give access to"
                     )),
-                    granted: Vec::new(),
-                    granted_before: before,
-                    changes: None,
-                });
-                continue;
-            }
-            Err(Missing::Ambiguous(n)) => {
-                out.items.push(Item {
-                    id: None,
-                    external_id: entry.external_id.clone(),
-                    action: Action::Failed(format!(
+                    Missing::Ambiguous(n) => Action::Failed(format!(
                         "{n} collections have externalId {:?}: name the collection by its id instead",
                         entry.external_id.as_deref().unwrap_or_default()
                     )),
-                    granted: Vec::new(),
-                    granted_before: Vec::new(),
+                };
+                out.items.push(Item {
+                    id: entry.id.clone().or_else(|| still_there.map(str::to_string)),
+                    external_id: entry.external_id.clone(),
+                    action,
+                    granted: kept.clone(),
+                    granted_before: kept,
                     changes: None,
                 });
                 continue;
             }
         };
         let key = collection.id.to_ascii_lowercase();
-        let before = previous_of(input.previous, Some(&collection.id), None);
         if let Some(first) = claimed.get(&key) {
+            // The first entry handles the collection (and remembers its access).
             out.items.push(Item {
                 id: Some(collection.id.clone()),
                 external_id: collection.external_id.clone(),
@@ -143,12 +149,13 @@ pub fn plan(input: &AccessInput) -> AccessPlan {
                     "the same collection as spec.collections[{first}] (once by id, once by externalId): \
                      list each collection once"
                 )),
-                granted: before.clone(),
-                granted_before: before,
+                granted: Vec::new(),
+                granted_before: Vec::new(),
                 changes: None,
             });
             continue;
         }
+        let before = previous_of(input.previous, Some(&collection.id), None);
         claimed.insert(key, i);
         let desired = resolve(entry, input, &before, &label, &mut out.warnings);
         let mut granted = Vec::new();
@@ -754,6 +761,33 @@ mod tests {
         assert!(matches!(&plan.items[1].action, Action::Failed(m) if m.contains("spec.collections[0]")));
         assert!(matches!(&plan.items[2].action, Action::NotFound(m) if m.contains("externalId nope")));
         assert!(matches!(&plan.items[3].action, Action::Failed(m) if m.contains("2 collections have externalId")));
+    }
+
+    #[test]
+    fn access_stays_where_an_entry_pointed_when_its_external_id_no_longer_finds_one_collection() {
+        let by_ext = CollectionAccess {
+            external_id: Some("shared-ext".into()),
+            groups: vec!["Engineering".into()],
+            ..Default::default()
+        };
+        let mut case = Case::new(vec![by_ext], vec![access("b-eng", false, false)]);
+        case.previous = vec![CollectionStatus {
+            external_id: Some("shared-ext".into()),
+            ..previous(COLL, &[("Engineering", "g-eng")])
+        }];
+        // Someone changed the collection's externalId by hand.
+        case.collections[0].external_id = Some("renamed".into());
+        let plan = case.plan();
+        assert_eq!(plan.items.len(), 1, "no removal: {:?}", plan.items);
+        assert!(matches!(plan.items[0].action, Action::NotFound(_)));
+        assert_eq!(plan.items[0].granted, granted(&[("Engineering", "g-eng")]));
+        // Or another collection got the same externalId.
+        case.collections[0].external_id = Some("shared-ext".into());
+        case.collections.push(collection(OTHER, Some("shared-ext"), vec![]));
+        let plan = case.plan();
+        assert_eq!(plan.items.len(), 1, "no removal: {:?}", plan.items);
+        assert!(matches!(plan.items[0].action, Action::Failed(_)));
+        assert_eq!(plan.items[0].granted.len(), 1);
     }
 
     #[test]

@@ -807,3 +807,50 @@ async fn onboarding_counts_the_synced_members_by_status() {
     let third = f.run(&quiet, &second.state, RunOptions::default()).await.unwrap();
     assert_eq!(third.members.unwrap().staged, 1);
 }
+
+#[tokio::test]
+async fn after_an_incremental_read_access_stays_and_the_counts_carry_forward() {
+    let f = Fixture::new(company(3)).await;
+    let coll = f.double.add_collection(Collection::new(None));
+    let mut spec = f.spec(SyncOptions::default());
+    spec.collections = vec![read_only(&coll, &["Engineering"])];
+    let first = f
+        .run(&spec, &SyncState::default(), RunOptions::default())
+        .await
+        .unwrap();
+    f.double.set_member_status("user0@corp.example", member::CONFIRMED);
+    // The directory changed a little: one new user, no group in the read.
+    *f.changes.lock().unwrap() = Some(dirsync::sync::model::Directory {
+        users: vec![crate::engine::user(3)],
+        complete: false,
+        ..Default::default()
+    });
+    let puts_before = puts(&f);
+    let second = f.run(&spec, &first.state, RunOptions::default()).await.unwrap();
+    assert!(!second.complete, "an incremental read");
+    assert_eq!(second.collections[0].state, CollectionState::Applied);
+    assert_eq!(second.collections[0].granted[0].name, "Engineering");
+    assert!(second.warnings.is_empty(), "{:?}", second.warnings);
+    assert_eq!(puts(&f), puts_before);
+    // The last complete counts, plus the one this import invited (the confirmation made in
+    // Bitwarden shows at the next complete read).
+    assert_eq!(
+        second.members,
+        Some(MemberCounts {
+            invited: 4,
+            ..Default::default()
+        })
+    );
+    let full = f
+        .run(
+            &spec,
+            &second.state,
+            RunOptions {
+                force: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((full.members.unwrap().invited, full.members.unwrap().confirmed), (2, 1));
+}
