@@ -3,8 +3,10 @@
 //! cache, TLS, scrubbing and metrics are [`crate::net`]'s.
 //!
 //! One [`Client`] per organization: it holds the organization API key, fetches and caches an
-//! access token (client credentials), sends imports and reads members and groups. Failures map to
-//! the closed set of condition reasons:
+//! access token (client credentials), sends imports, reads members, groups and collections, and
+//! writes collections' group access (a complete replacement, so idempotent; paced within the
+//! cloud's write limits by [`crate::net::pace`]). Failures map to the closed set of condition
+//! reasons:
 //!
 //! | What happened | [`Error`] |
 //! |---|---|

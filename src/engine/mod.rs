@@ -16,7 +16,7 @@ use tracing::info;
 use crate::Error;
 use crate::api::checks::{FieldErrors, parse_duration};
 use crate::api::{DirectorySyncSpec, FieldError, Mode, Reason};
-use crate::bitwarden::{BitwardenApi, OrgGroup, OrgMember};
+use crate::bitwarden::{BitwardenApi, ImportRequest, OrgGroup, OrgMember};
 use crate::secrets::SecretStore;
 use crate::source::{self, DirectorySource, ReadRequest};
 use crate::sync::grace::GraceInput;
@@ -135,7 +135,8 @@ impl<'a> Session<'a> {
         format!("{}\n{}", self.bitwarden.api_url(), self.bitwarden.organization_id())
     }
 
-    /// Reads the directory, plans, and sends unless held back or dry.
+    /// Reads the directory and the organization, plans, sends unless held back or dry, then
+    /// applies collection access and counts the onboarding.
     pub async fn sync(self, state: &SyncState, options: &RunOptions) -> Result<Outcome, Error> {
         let spec = self.spec;
         let sync = &spec.sync;
@@ -215,32 +216,7 @@ impl<'a> Session<'a> {
         }
         let sent = !dry_run && plan.action == Action::Send;
         if sent {
-            for (i, request) in plan.requests.iter().enumerate() {
-                info!(
-                    provider,
-                    request = i + 1,
-                    of = plan.requests.len(),
-                    members = request.members.len(),
-                    groups = request.groups.len(),
-                    "sending import"
-                );
-                bitwarden.import(request).await.map_err(|e| {
-                    let n = plan.requests.len();
-                    if n == 1 {
-                        return e;
-                    }
-                    // A batch that may have been applied (a timeout mid-import) counts as maybe.
-                    let applied = if crate::net::outcome_unknown(&e) {
-                        format!("{i} (or {}) of {n}", i + 1)
-                    } else {
-                        format!("{i} of {n}")
-                    };
-                    e.with_note(&format!(
-                        "{applied} import batches had been applied; the next sync sends them all again \
-                         (an import is idempotent)"
-                    ))
-                })?;
-            }
+            send(bitwarden, &plan.requests, provider).await?;
         }
 
         // Collection access, after the import (the groups it creates exist then). Checked against
@@ -313,6 +289,37 @@ impl<'a> Session<'a> {
         outcome.prepared = prepared;
         Ok(outcome)
     }
+}
+
+/// Sends the import requests in order. A batch that fails says how many had been applied.
+async fn send(bitwarden: &dyn BitwardenApi, requests: &[ImportRequest<'_>], provider: &str) -> Result<(), Error> {
+    let n = requests.len();
+    for (i, request) in requests.iter().enumerate() {
+        info!(
+            provider,
+            request = i + 1,
+            of = n,
+            members = request.members.len(),
+            groups = request.groups.len(),
+            "sending import"
+        );
+        bitwarden.import(request).await.map_err(|e| {
+            if n == 1 {
+                return e;
+            }
+            // A batch that may have been applied (a timeout mid-import) counts as maybe.
+            let applied = if crate::net::outcome_unknown(&e) {
+                format!("{i} (or {}) of {n}", i + 1)
+            } else {
+                format!("{i} of {n}")
+            };
+            e.with_note(&format!(
+                "{applied} import batches had been applied; the next sync sends them all again \
+                 (an import is idempotent)"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// What was read of the organization; `None` where the server cannot list (Vaultwarden).
