@@ -56,13 +56,13 @@ METRICS = {
     "dirsync_ready", "dirsync_sync_runs_total", "dirsync_sync_errors_total",
     "dirsync_last_sync_timestamp_seconds", "dirsync_last_success_timestamp_seconds",
     "dirsync_interval_seconds", "dirsync_last_sync_duration_seconds", "dirsync_sync_duration_seconds",
-    "dirsync_directory_objects", "dirsync_changes_total", "dirsync_guard_blocked_total",
+    "dirsync_directory_objects", "dirsync_members", "dirsync_changes_total", "dirsync_guard_blocked_total",
     "dirsync_provider_requests_total", "dirsync_provider_request_duration_seconds",
     "dirsync_bitwarden_requests_total", "dirsync_bitwarden_request_duration_seconds",
     "dirsync_reconcile_duration_seconds", "dirsync_leader", "dirsync_build_info",
 }
-ALERTS = ["DirSyncBitwardenThrottled", "DirSyncGuardTripped", "DirSyncNotReady", "DirSyncOperatorDown",
-          "DirSyncProviderErrors", "DirSyncStale"]
+ALERTS = ["DirSyncBitwardenThrottled", "DirSyncGuardTripped", "DirSyncMembersAwaitingConfirmation", "DirSyncNotReady",
+          "DirSyncOperatorDown", "DirSyncProviderErrors", "DirSyncStale"]
 DEPLOY_ORDER = ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
                 "Service", "Deployment"]
 
@@ -347,6 +347,25 @@ tests:
             exp_annotations:
               summary: The dirsync operator is down
               description: "No dirsync_build_info series for 10 minutes: the operator is not running or is not scraped. Nothing is being synced."
+  - interval: 1m
+    input_series:
+      - series: 'dirsync_members{namespace="identity",name="corp",state="accepted"}'
+        values: '2x1600'
+      - series: 'dirsync_members{namespace="identity",name="corp",state="invited"}'
+        values: '5x1600'
+      - series: 'dirsync_members{namespace="identity",name="ok",state="accepted"}'
+        values: '1x600 0x1000'
+    alert_rule_test:
+      - eval_time: 23h
+        alertname: DirSyncMembersAwaitingConfirmation
+        exp_alerts: []
+      - eval_time: 25h
+        alertname: DirSyncMembersAwaitingConfirmation
+        exp_alerts:
+          - exp_labels: {severity: warning, namespace: identity, name: corp}
+            exp_annotations:
+              summary: Synced members of identity/corp wait for an admin's confirmation
+              description: "2 members synced by identity/corp accepted their invitation more than a day ago and cannot use the organization's items until an owner or admin confirms them (Admin Console → Members → Needs confirmation). dirsync cannot confirm them: only someone holding the organization key can."
 """
 
 
@@ -450,10 +469,11 @@ def check_case(f: Failures, case: str, values: dict, docs, rendered: dict[str, s
         for r in rules.values():
             f.check(metric_names(r["expr"]) <= METRICS, f"{case}: {r['alert']} uses only operations.md metrics")
         if case == "prometheus-rule":
-            f.check(sorted(rules) == ALERTS, f"{case}: the six alerts of operations.md ({sorted(rules)})")
+            f.check(sorted(rules) == ALERTS, f"{case}: the alerts of operations.md and onboarding ({sorted(rules)})")
             sev = {a: r["labels"]["severity"] for a, r in rules.items()}
             f.check(sev == {"DirSyncNotReady": "warning", "DirSyncStale": "critical", "DirSyncGuardTripped": "critical",
                             "DirSyncBitwardenThrottled": "warning", "DirSyncProviderErrors": "warning",
+                            "DirSyncMembersAwaitingConfirmation": "warning",
                             "DirSyncOperatorDown": "critical"}, f"{case}: severities {sev}")
         if case == "prometheus-rule-overrides":
             f.check("DirSyncGuardTripped" not in rules, f"{case}: a rule can be disabled")

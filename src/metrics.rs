@@ -21,7 +21,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::api::Reason;
+use crate::api::{MemberCounts, Reason};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ResourceLabels {
@@ -58,6 +58,16 @@ struct KindLabels {
     name: String,
     kind: String,
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    namespace: String,
+    name: String,
+    state: String,
+}
+
+/// The `state` values of `dirsync_members`.
+const MEMBER_STATES: [&str; 5] = ["invited", "accepted", "confirmed", "revoked", "staged"];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
@@ -117,6 +127,7 @@ struct Metrics {
     last_duration: Family<ResourceLabels, Gauge<f64, AtomicU64>>,
     sync_duration: HistFamily<ProviderLabel>,
     objects: Family<KindLabels, Gauge>,
+    members: Family<StateLabels, Gauge>,
     changes: Family<OpLabels, Counter>,
     guard_blocked: Family<ResourceLabels, Counter>,
     provider_requests: Family<ProviderRequestLabels, Counter>,
@@ -146,6 +157,7 @@ impl Metrics {
             last_duration: Family::default(),
             sync_duration: Family::new_with_constructor(duration_histogram),
             objects: Family::default(),
+            members: Family::default(),
             changes: Family::default(),
             guard_blocked: Family::default(),
             provider_requests: Family::default(),
@@ -184,6 +196,11 @@ impl Metrics {
             "dirsync_directory_objects",
             "Users and groups read from the directory by the last successful sync",
             m.objects.clone(),
+        );
+        r.register(
+            "dirsync_members",
+            "Members this DirectorySync syncs, by onboarding state (accepted: waiting for an admin to confirm them)",
+            m.members.clone(),
         );
         r.register("dirsync_changes", "Changes sent to Bitwarden", m.changes.clone());
         r.register(
@@ -251,6 +268,8 @@ pub struct SyncRecord<'a> {
     pub objects: Option<(u64, u64, u64, u64)>,
     /// Invites, removals, group upserts sent.
     pub changes: (u64, u64, u64),
+    /// Onboarding counts, when this sync counted them.
+    pub members: Option<MemberCounts>,
 }
 
 type Tracked = std::collections::HashMap<(String, String), String>;
@@ -345,6 +364,20 @@ pub fn record_sync(r: &SyncRecord) {
                 .set(v as i64);
         }
     }
+    if let Some(c) = r.members {
+        for (state, v) in MEMBER_STATES
+            .into_iter()
+            .zip([c.invited, c.accepted, c.confirmed, c.revoked, c.staged])
+        {
+            m.members
+                .get_or_create(&StateLabels {
+                    namespace: ns.clone(),
+                    name: name.clone(),
+                    state: state.to_string(),
+                })
+                .set(v as i64);
+        }
+    }
     for (op, v) in [
         ("invite", r.changes.0),
         ("remove", r.changes.1),
@@ -407,6 +440,13 @@ pub fn forget(namespace: &str, name: &str) {
             kind: kind.to_string(),
         });
     }
+    for state in MEMBER_STATES {
+        m.members.remove(&StateLabels {
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            state: state.to_string(),
+        });
+    }
     for op in ["invite", "remove", "group_upsert"] {
         m.changes.remove(&OpLabels {
             namespace: namespace.to_string(),
@@ -426,7 +466,8 @@ pub fn set_leader(leader: bool) {
     metrics().leader.set(i64::from(leader));
 }
 
-/// Records one request of the Bitwarden client. `operation`: `token`, `import`, `list_members`;
+/// Records one request of the Bitwarden client. `operation`: `token`, `import`, `list_members`,
+/// `list_groups`, `list_collections`, `get_collection`, `put_collection`;
 /// `status_class`: `2xx`, `4xx`, `429`, `5xx` or `transport` (see [`status_class`]).
 pub fn bitwarden_request(operation: &str, status_class: &str, seconds: f64) {
     let m = metrics();
@@ -621,6 +662,11 @@ mod tests {
             interval_seconds: 3600.0,
             objects: Some((3, 1, 0, 2)),
             changes: (3, 0, 2),
+            members: Some(MemberCounts {
+                invited: 4,
+                accepted: 2,
+                ..Default::default()
+            }),
         }
     }
 
@@ -640,6 +686,8 @@ mod tests {
             r#"dirsync_guard_blocked_total{namespace="ns",name="m-a"} 1"#,
             r#"dirsync_directory_objects{namespace="ns",name="m-a",kind="user_enabled"} 3"#,
             r#"dirsync_changes_total{namespace="ns",name="m-a",op="invite"} 6"#,
+            r#"dirsync_members{namespace="ns",name="m-a",state="accepted"} 2"#,
+            r#"dirsync_members{namespace="ns",name="m-a",state="staged"} 0"#,
             r#"dirsync_interval_seconds{namespace="ns",name="m-a"} 3600.0"#,
             r#"dirsync_last_success_timestamp_seconds{namespace="ns",name="m-a"} 1700000000.0"#,
             r#"dirsync_bitwarden_requests_total{operation="import",status_class="2xx"} 1"#,

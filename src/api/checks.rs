@@ -123,6 +123,15 @@ pub fn check_url(value: &str, schemes: &[&str], loopback_schemes: &[&str]) -> Re
     Err(format!("must use {allowed}"))
 }
 
+/// A UUID in its text form (`8-4-4-4-12` hex digits, either case), as Bitwarden ids are.
+pub fn is_uuid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
 /// Trims whitespace and trailing slashes; adds `https://` when there is no scheme.
 pub fn normalize_url(url: &str) -> String {
     let url = url.trim().trim_end_matches('/');

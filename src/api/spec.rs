@@ -39,12 +39,81 @@ pub struct DirectorySyncSpec {
     /// What to sync and how.
     #[serde(default)]
     pub sync: SyncOptions,
+    /// Beyond Directory Connector: access for synced directory groups to existing Bitwarden
+    /// collections (official server only). Access given by hand, and groups this DirectorySync
+    /// does not sync, are never touched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500))]
+    pub collections: Vec<CollectionAccess>,
     /// `Apply` sends changes to Bitwarden; `DryRun` only computes and reports them.
     #[serde(default)]
     pub mode: Mode,
     /// No syncs run while true.
     #[serde(default)]
     pub suspend: bool,
+}
+
+/// One existing collection and the synced directory groups that get access to it.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.id) != has(self.externalId)", "message": "set exactly one of id or externalId"},
+    {"rule": "!(has(self.manage) && self.manage && ((has(self.readOnly) && self.readOnly) || (has(self.hidePasswords) && self.hidePasswords)))",
+     "message": "manage excludes readOnly and hidePasswords"}
+]))]
+pub struct CollectionAccess {
+    /// The collection's id (a UUID: the web vault shows it in the address when the collection
+    /// is open, `...&collectionId=<id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Or the collection's external id, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Synced directory groups, by name as synced (the name Bitwarden shows for them).
+    #[schemars(length(min = 1, max = 200))]
+    pub groups: Vec<String>,
+    /// The groups can see the items but not change them.
+    #[serde(default)]
+    pub read_only: bool,
+    /// The groups can use the passwords but not see them.
+    #[serde(default)]
+    pub hide_passwords: bool,
+    /// The groups can manage the collection (excludes `readOnly` and `hidePasswords`).
+    #[serde(default)]
+    pub manage: bool,
+}
+
+impl CollectionAccess {
+    /// How people know the collection: `id 9f2c...` or `externalId sales`.
+    pub fn label(&self) -> String {
+        match (&self.id, &self.external_id) {
+            (Some(id), _) => id.clone(),
+            (None, Some(ext)) => format!("externalId {ext}"),
+            (None, None) => "(no id)".to_string(),
+        }
+    }
+
+    /// The flags as people read them: `readOnly, hidePasswords`, `manage`, or `edit`.
+    pub fn flags(&self) -> String {
+        describe_flags(self.read_only, self.hide_passwords, self.manage)
+    }
+}
+
+/// Bitwarden's access flags in words (`edit` when none is set).
+pub fn describe_flags(read_only: bool, hide_passwords: bool, manage: bool) -> String {
+    let names: Vec<&str> = [
+        (read_only, "readOnly"),
+        (hide_passwords, "hidePasswords"),
+        (manage, "manage"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if names.is_empty() {
+        "edit".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

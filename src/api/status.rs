@@ -50,7 +50,21 @@ pub struct DirectorySyncStatus {
     /// stay gone (or disabled). Kept between syncs; the guard's limits count them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_removals: Vec<PendingRemoval>,
-    /// Settings that weaken security and are on (e.g. TLS verification off).
+    /// Onboarding of the members this DirectorySync syncs, by Bitwarden status (official server:
+    /// counted from the member list after each sync).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<MemberCounts>,
+    /// What `spec.collections` did, one entry per collection (and per collection whose access
+    /// this DirectorySync still has to remove). Kept between syncs: `granted` is how a later
+    /// sync knows which access it gave.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<CollectionStatus>,
+    /// Hash of `spec.collections` at the last successful sync: a change forces a complete read,
+    /// so that every group name is looked up among all synced groups.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections_hash: Option<String>,
+    /// Things to look at: settings that weaken security and are on (e.g. TLS verification off),
+    /// and `spec.collections` entries that could not be applied as written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// The last `dirsync.dev/sync-now` annotation value the controller acted on.
@@ -86,6 +100,95 @@ pub enum PendingCause {
     #[default]
     Disabled,
     OutOfScope,
+}
+
+/// Members this DirectorySync syncs, by their status in the organization.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberCounts {
+    /// Invitation sent, not accepted yet.
+    #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
+    pub invited: u64,
+    /// Joined, waiting for an admin to confirm them (a sync cannot: only someone holding the
+    /// organization key can).
+    #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
+    pub accepted: u64,
+    #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
+    pub confirmed: u64,
+    /// Access suspended.
+    #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
+    pub revoked: u64,
+    /// Provisioned without an invitation (`inviteUsers: false`).
+    #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
+    pub staged: u64,
+}
+
+impl MemberCounts {
+    /// `45 invited, 23 accepted, 18 confirmed, 14 revoked` (and staged when there are any).
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} invited, {} accepted, {} confirmed, {} revoked",
+            self.invited, self.accepted, self.confirmed, self.revoked
+        );
+        if self.staged > 0 {
+            s.push_str(&format!(", {} staged", self.staged));
+        }
+        s
+    }
+}
+
+/// What `spec.collections` did to one collection.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionStatus {
+    /// The collection's id (absent when an `externalId` named no collection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Synced groups that have access through this DirectorySync.
+    #[serde(default)]
+    #[schemars(transform = super::schema::no_default)]
+    pub groups: u64,
+    pub state: CollectionState,
+    /// What changed, would change, or went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The synced groups this DirectorySync gave access, as it named them: the access it removes
+    /// when `spec.collections` stops asking for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub granted: Vec<GrantedGroup>,
+}
+
+/// A synced group with access given by this DirectorySync.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantedGroup {
+    /// The name `spec.collections` used for it.
+    pub name: String,
+    /// The directory group's external id.
+    pub external_id: String,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum CollectionState {
+    /// The collection holds the access `spec.collections` asks for.
+    #[default]
+    Applied,
+    /// Not applied yet: a dry run, or `dirsync test` (the message says what would change).
+    Pending,
+    /// No such collection in the organization (deleted?).
+    NotFound,
+    /// The server has no collections API (Vaultwarden).
+    Unsupported,
+    /// The write was refused or could not be made; the message says why. The next sync tries
+    /// again.
+    Failed,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -141,6 +244,9 @@ pub struct Changes {
     pub groups_created: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub groups_updated: Option<u64>,
+    /// Collections whose group access was written (`spec.collections`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub collections_updated: u64,
 }
 
 impl Changes {
@@ -159,6 +265,9 @@ impl Changes {
         match (self.groups_created, self.groups_updated) {
             (Some(c), Some(u)) => parts.push(format!("{c} groups created, {u} groups updated")),
             _ => parts.push(format!("{} groups sent", self.groups_sent)),
+        }
+        if self.collections_updated > 0 {
+            parts.push(format!("access updated in {} collections", self.collections_updated));
         }
         parts.join(", ")
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::checks::{FieldErrors, normalize_url, parse_duration};
+use super::checks::{self, FieldErrors, normalize_url, parse_duration};
 use super::*;
 
 /// The shortest sync interval (as Directory Connector).
@@ -15,6 +15,73 @@ pub const MIN_INTERVAL: Duration = Duration::from_secs(5 * 60);
 pub fn validate(spec: &DirectorySyncSpec, e: &mut FieldErrors) {
     validate_bitwarden(e, &spec.bitwarden);
     validate_sync(e, &spec.sync);
+    validate_collections(e, spec);
+}
+
+/// Bitwarden's limit on external ids.
+const MAX_EXTERNAL_ID: usize = 300;
+
+fn validate_collections(e: &mut FieldErrors, spec: &DirectorySyncSpec) {
+    if !spec.collections.is_empty() && !spec.sync.groups {
+        e.add(
+            "spec.collections",
+            "gives access to synced groups, so it needs spec.sync.groups: true",
+        );
+    }
+    let mut ids = std::collections::HashMap::new();
+    let mut external_ids = std::collections::HashMap::new();
+    for (i, c) in spec.collections.iter().enumerate() {
+        let path = format!("spec.collections[{i}]");
+        match (&c.id, &c.external_id) {
+            (Some(_), Some(_)) | (None, None) => e.add(
+                &path,
+                "set exactly one of id (the collection's id, from the web vault's address) or externalId",
+            ),
+            (Some(id), None) => {
+                if !checks::is_uuid(id.trim()) {
+                    e.add(
+                        &format!("{path}.id"),
+                        format!(
+                            "{id:?} is not a collection id: use the UUID the web vault shows in the address                              (collectionId=...) while the collection is open"
+                        ),
+                    );
+                } else if let Some(first) = ids.insert(id.trim().to_ascii_lowercase(), i) {
+                    e.add(
+                        &format!("{path}.id"),
+                        format!("the same collection as spec.collections[{first}]: list each collection once"),
+                    );
+                }
+            }
+            (None, Some(ext)) => {
+                if ext.trim().is_empty() || ext.chars().count() > MAX_EXTERNAL_ID {
+                    e.add(
+                        &format!("{path}.externalId"),
+                        "must be 1 to 300 characters, as Bitwarden's external ids",
+                    );
+                } else if let Some(first) = external_ids.insert(ext.as_str(), i) {
+                    e.add(
+                        &format!("{path}.externalId"),
+                        format!("the same collection as spec.collections[{first}]: list each collection once"),
+                    );
+                }
+            }
+        }
+        if c.groups.is_empty() {
+            e.add(
+                &format!("{path}.groups"),
+                "list at least one synced group (to remove the access this DirectorySync gave, remove the entry)",
+            );
+        }
+        for (j, name) in c.groups.iter().enumerate() {
+            e.non_empty(&format!("{path}.groups[{j}]"), name);
+        }
+        if c.manage && (c.read_only || c.hide_passwords) {
+            e.add(
+                &format!("{path}.manage"),
+                "manage excludes readOnly and hidePasswords (Bitwarden refuses the combination): set only one",
+            );
+        }
+    }
 }
 
 fn validate_bitwarden(e: &mut FieldErrors, bw: &BitwardenSpec) {
@@ -170,6 +237,51 @@ source:
         spec.bitwarden.region = Some(Region::EU);
         spec.bitwarden.server_url = Some("https://vault.example.com".into());
         assert_eq!(paths(&spec), vec!["spec.bitwarden.region"]);
+    }
+
+    #[test]
+    fn collection_entries_name_one_collection_once_with_groups_and_compatible_flags() {
+        let id = "9f2c1e4a-0b1c-4d2e-8f30-1a2b3c4d5e6f";
+        let entry = |yaml: &str| -> CollectionAccess { serde_yaml_ng::from_str(yaml).unwrap() };
+        let mut spec = spec();
+        spec.collections = vec![entry(&format!("{{id: {id}, groups: [Engineering], readOnly: true}}"))];
+        assert!(paths(&spec).is_empty());
+        assert!(spec.collections[0].read_only && !spec.collections[0].manage);
+
+        spec.collections = vec![
+            entry(&format!("{{id: {id}, externalId: x, groups: [A]}}")),
+            entry("{groups: [A]}"),
+            entry("{id: not-a-uuid, groups: [A]}"),
+            entry(&format!("{{id: {}, groups: [A]}}", id.to_uppercase())),
+            entry(&format!("{{id: {id}, groups: [A]}}")),
+            entry("{externalId: sales, groups: []}"),
+            entry("{externalId: sales, groups: [A, ' ']}"),
+            entry("{externalId: ops, groups: [A], manage: true, hidePasswords: true}"),
+        ];
+        assert_eq!(
+            paths(&spec),
+            vec![
+                "spec.collections[0]",
+                "spec.collections[1]",
+                "spec.collections[2].id",
+                "spec.collections[4].id",
+                "spec.collections[5].groups",
+                "spec.collections[6].externalId",
+                "spec.collections[6].groups[1]",
+                "spec.collections[7].manage",
+            ]
+        );
+
+        // Access goes to synced groups: without groups there is nothing to give it to.
+        let mut spec = spec_with_groups_off();
+        spec.collections = vec![entry("{externalId: sales, groups: [A]}")];
+        assert_eq!(paths(&spec), vec!["spec.collections"]);
+    }
+
+    fn spec_with_groups_off() -> DirectorySyncSpec {
+        let mut s = spec();
+        s.sync.groups = false;
+        s
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! cache, TLS, scrubbing and metrics are [`crate::net`]'s.
 //!
 //! One [`Client`] per organization: it holds the organization API key, fetches and caches an
-//! access token (client credentials), sends imports and reads members and groups. Failures map to
-//! the closed set of condition reasons:
+//! access token (client credentials), sends imports, reads members, groups and collections, and
+//! writes collections' group access (a complete replacement, so idempotent; paced within the
+//! cloud's write limits by [`crate::net::pace`]). Failures map to the closed set of condition
+//! reasons:
 //!
 //! | What happened | [`Error`] |
 //! |---|---|
@@ -35,11 +37,11 @@ use tracing::debug;
 
 use super::types::ListResponse;
 use super::urls::Urls;
-use super::{BitwardenApi, ImportRequest, OrgGroup, OrgMember};
+use super::{BitwardenApi, CollectionUpdate, ImportRequest, OrgCollection, OrgGroup, OrgMember, Put};
 use crate::Error;
 use crate::api::BitwardenSpec;
 use crate::api::FieldError;
-use crate::api::checks::{check_url, parse_duration};
+use crate::api::checks::{check_url, is_uuid, parse_duration};
 pub use crate::net::RetryPolicy;
 use crate::net::tls::parse_ca_bundle;
 use crate::net::{Call, HttpClient, HttpOptions, OUTCOME_UNKNOWN, Reply, Scrubber, Side, Token, TokenCache};
@@ -59,6 +61,9 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 const IMPORT_PATH: &str = "/public/organization/import";
 const MEMBERS_PATH: &str = "/public/members";
 const GROUPS_PATH: &str = "/public/groups";
+const COLLECTIONS_PATH: &str = "/public/collections";
+/// The cloud's limits on writes (per client IP, for PUT as for POST and DELETE).
+pub const WRITE_LIMITS: [(usize, Duration); 2] = [(5, Duration::from_secs(1)), (60, Duration::from_secs(60))];
 /// Upper bound on pages of a list, against a server whose continuation tokens never end.
 const MAX_PAGES: usize = 10_000;
 const LARGE_IMPORT_MESSAGE: &str = "You cannot import this much data at once";
@@ -177,14 +182,6 @@ fn check_urls(spec: &BitwardenSpec, urls: &Urls) -> Result<(), Error> {
 /// The organization id of an organization API key's client id (`organization.<uuid>`).
 pub fn organization_id(client_id: &str) -> Option<&str> {
     client_id.strip_prefix("organization.").filter(|id| is_uuid(id))
-}
-
-fn is_uuid(s: &str) -> bool {
-    s.len() == 36
-        && s.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
 }
 
 /// A stable device identifier for the token request: the first 16 bytes of
@@ -524,6 +521,52 @@ impl Client {
         )))
     }
 
+    async fn get_collection_inner(&self, id: &str) -> Result<Option<OrgCollection>, Error> {
+        let path = collection_path(id)?;
+        let reply = self
+            .api(Call::idempotent("get_collection"), Method::GET, &path, &[], None)
+            .await?;
+        if reply.status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !reply.status.is_success() {
+            return Err(self.api_error("reading a collection", &path, &reply));
+        }
+        reply.json_as(Side::Bitwarden, "a collection").map(Some)
+    }
+
+    async fn put_collection_inner(&self, id: &str, update: &CollectionUpdate) -> Result<Put, Error> {
+        let path = collection_path(id)?;
+        let body = serde_json::to_vec(update)
+            .map_err(|e| Error::BitwardenRejected(format!("cannot encode the access list: {e}")))?;
+        // Within the cloud's write limits, counted for every client of this server in the process.
+        let pace = crate::net::pace::shared(&self.urls.api, &WRITE_LIMITS);
+        let _write = pace.acquire().await;
+        debug!(
+            collection = id,
+            groups = update.groups.len(),
+            "writing a collection's access list"
+        );
+        // A complete replacement: sending it twice leaves the same result.
+        let call = Call::idempotent("put_collection");
+        let reply = self.api(call, Method::PUT, &path, &[], Some(&body)).await?;
+        if reply.status == StatusCode::NOT_FOUND && reply.body_is_blank() {
+            return Ok(Put::NoSuchCollection);
+        }
+        if !reply.status.is_success() {
+            let mut e = self.api_error(&format!("the access list of collection {id}"), &path, &reply);
+            if reply.status == StatusCode::NOT_FOUND {
+                // A 404 with a body names something inside the request, not the URL.
+                e = Error::BitwardenRejected(format!(
+                    "Bitwarden rejected the access list of collection {id} (HTTP 404): {}",
+                    reply.detail()
+                ));
+            }
+            return Err(e);
+        }
+        Ok(Put::Done)
+    }
+
     async fn import_inner(&self, request: &ImportRequest<'_>) -> Result<(), Error> {
         let body = serde_json::to_vec(request)
             .map_err(|e| Error::BitwardenRejected(format!("cannot encode the import: {e}")))?;
@@ -581,6 +624,33 @@ impl BitwardenApi for Client {
         self.list("list_groups", GROUPS_PATH, "listing the groups")
             .await
             .map_err(|e| self.http.scrub(e))
+    }
+
+    async fn list_collections(&self) -> Result<Option<Vec<OrgCollection>>, Error> {
+        self.list("list_collections", COLLECTIONS_PATH, "listing the collections")
+            .await
+            .map_err(|e| self.http.scrub(e))
+    }
+
+    async fn get_collection(&self, id: &str) -> Result<Option<OrgCollection>, Error> {
+        self.get_collection_inner(id).await.map_err(|e| self.http.scrub(e))
+    }
+
+    async fn put_collection(&self, id: &str, update: &CollectionUpdate) -> Result<Put, Error> {
+        self.put_collection_inner(id, update)
+            .await
+            .map_err(|e| self.http.scrub(e))
+    }
+}
+
+/// `/public/collections/{id}`, for an id that is a UUID (never anything else in a path).
+fn collection_path(id: &str) -> Result<String, Error> {
+    if is_uuid(id) {
+        Ok(format!("{COLLECTIONS_PATH}/{id}"))
+    } else {
+        Err(Error::BitwardenUnavailable(format!(
+            "Bitwarden listed a collection whose id {id:?} is not a UUID"
+        )))
     }
 }
 

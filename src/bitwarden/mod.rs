@@ -8,7 +8,9 @@ use async_trait::async_trait;
 
 use crate::Error;
 pub use client::{Client, ClientOptions, RetryPolicy, connect};
-pub use types::{ImportGroup, ImportMember, ImportRequest, OrgGroup, OrgMember};
+pub use types::{
+    AccessEntry, CollectionUpdate, ImportGroup, ImportMember, ImportRequest, OrgCollection, OrgGroup, OrgMember,
+};
 pub use urls::Urls;
 
 /// What a sync needs from a Bitwarden organization.
@@ -26,4 +28,20 @@ pub trait BitwardenApi: Send + Sync {
     async fn list_members(&self) -> Result<Option<Vec<OrgMember>>, Error>;
     /// The organization's groups, or `None` when the server has no such endpoint.
     async fn list_groups(&self) -> Result<Option<Vec<OrgGroup>>, Error>;
+    /// The organization's shared collections with their groups' access, or `None` when the
+    /// server has no such endpoint (Vaultwarden).
+    async fn list_collections(&self) -> Result<Option<Vec<OrgCollection>>, Error>;
+    /// One collection, or `None` when there is no such collection.
+    async fn get_collection(&self, id: &str) -> Result<Option<OrgCollection>, Error>;
+    /// Replaces a collection's external id and complete group list (paced within the cloud's
+    /// write limits). A refusal (4xx) is `BitwardenRejected` with the server's message.
+    async fn put_collection(&self, id: &str, update: &CollectionUpdate) -> Result<Put, Error>;
+}
+
+/// What a write found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Put {
+    Done,
+    /// There is no such collection (any more): 404 with an empty body.
+    NoSuchCollection,
 }

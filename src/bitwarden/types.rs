@@ -118,6 +118,59 @@ pub struct OrgGroup {
     pub external_id: Option<String>,
 }
 
+/// Member statuses of the Public API.
+pub mod member_status {
+    pub const REVOKED: i32 = -1;
+    pub const INVITED: i32 = 0;
+    pub const ACCEPTED: i32 = 1;
+    pub const CONFIRMED: i32 = 2;
+    pub const STAGED: i32 = 3;
+}
+
+/// One group's access to a collection, in requests and answers. Bitwarden requires `id` and
+/// `readOnly`; `manage` excludes the two others.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessEntry {
+    pub id: String,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub hide_passwords: bool,
+    #[serde(default)]
+    pub manage: bool,
+}
+
+/// One entry of `GET /public/collections` (names are encrypted client-side: never here).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgCollection {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// `null` is read as no groups.
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub groups: Vec<AccessEntry>,
+}
+
+/// `PUT /public/collections/{id}`: replaces the collection's external id (so the current one is
+/// always sent: `null` stays `null`) and its complete group list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionUpdate {
+    pub external_id: Option<String>,
+    pub groups: Vec<AccessEntry>,
+}
+
+fn null_as_empty<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Option::<Vec<T>>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// `{"object":"list","data":[...],"continuationToken":...}`
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]

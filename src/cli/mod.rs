@@ -134,6 +134,8 @@ async fn run_inner(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std:
             sync_hash: outcome.state.sync_hash.as_deref(),
             warnings: &outcome.warnings,
             pending_removals: &outcome.pending_removals,
+            members: outcome.members,
+            collections: &outcome.collections,
         };
         write(out, &(serde_json::to_string_pretty(&json).expect("serialises") + "\n"))?;
     } else {

@@ -141,7 +141,36 @@ pub fn test_text(outcome: &Outcome) -> String {
         );
     }
     pending_lines(&mut s, outcome);
+    collection_lines(&mut s, outcome);
     s
+}
+
+/// One line per collection of `spec.collections`: its state and what changed (or would).
+fn collection_lines(s: &mut String, outcome: &Outcome) {
+    for c in &outcome.collections {
+        let name = match (&c.id, &c.external_id) {
+            (Some(id), _) => id.clone(),
+            (None, Some(ext)) => format!("externalId {ext}"),
+            (None, None) => "?".to_string(),
+        };
+        let groups = match c.groups {
+            1 => "1 group".to_string(),
+            n => format!("{n} groups"),
+        };
+        let _ = write!(
+            s,
+            "collection {name}: {:?}, {groups} with access from this sync",
+            c.state
+        );
+        match &c.message {
+            Some(m) => {
+                let _ = writeln!(s, "; {m}");
+            }
+            None => {
+                let _ = writeln!(s);
+            }
+        }
+    }
 }
 
 /// The removals waiting for `removalGracePeriod`, one line each (the guard keeps the list short).
@@ -187,7 +216,11 @@ pub fn sync_text(outcome: &Outcome, api_url: &str) -> String {
     if !outcome.sent.is_empty() {
         let _ = writeln!(s, "changes: {}", c.describe());
     }
+    if let Some(m) = &outcome.members {
+        let _ = writeln!(s, "members: {}", m.describe());
+    }
     pending_lines(&mut s, outcome);
+    collection_lines(&mut s, outcome);
     s
 }
 
@@ -205,4 +238,8 @@ pub struct SyncJson<'a> {
     pub warnings: &'a [String],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub pending_removals: &'a [crate::api::PendingRemoval],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<crate::api::MemberCounts>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub collections: &'a [crate::api::CollectionStatus],
 }

@@ -280,7 +280,7 @@ spec:
         );
         let want = [
             "metadata.namespce is not a field of DirectorySync; did you mean metadata.namespace?",
-            "spec.dryRun is not a field of DirectorySync; the fields at spec are: bitwarden, mode, source, suspend, sync",
+            "spec.dryRun is not a field of DirectorySync; the fields at spec are: bitwarden, collections, mode, source, suspend, sync",
             "spec.bitwarden.apiKeySecretRef.clientSecretKy is not a field of DirectorySync; did you mean spec.bitwarden.apiKeySecretRef.clientSecretKey?",
             "spec.source.ldap.pagesize is not a field of DirectorySync; did you mean spec.source.ldap.pageSize?",
             "spec.source.ldap.users.filtre is not a field of DirectorySync; did you mean spec.source.ldap.users.filter?",

@@ -1,4 +1,5 @@
-//! Events (operations.md): a Normal `Synced` event only when something was sent, with counts; a
+//! Events (operations.md): a Normal `Synced` event only when something was sent (an import, or
+//! collection access), with counts; a
 //! Warning event with the reason and message of every failure; nothing for an unchanged sync.
 
 use kube::Resource;
@@ -11,12 +12,12 @@ use crate::engine::Outcome;
 /// The event one sync attempt deserves, if any: (type, reason, note).
 pub fn event_for(result: &Result<Outcome, Error>) -> Option<(EventType, Reason, String)> {
     match result {
-        Ok(o) if o.reason == Reason::Synced && !o.sent.is_empty() => Some((
+        Ok(o) if o.reason == Reason::Synced && (!o.sent.is_empty() || o.changes.collections_updated > 0) => Some((
             EventType::Normal,
             Reason::Synced,
             format!(
                 "{} ({} users, {} groups in the directory)",
-                o.changes.describe(),
+                o.change_note(),
                 o.users.enabled,
                 o.groups
             ),

@@ -268,6 +268,7 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
         interval_seconds: interval.as_secs_f64(),
         objects,
         changes,
+        members: result.as_ref().ok().and_then(|o| o.members),
     });
 
     Ok(match reconcile::next_due(&new_status, interval, failures) {

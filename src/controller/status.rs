@@ -29,6 +29,9 @@ pub fn sync_state(status: Option<&DirectorySyncStatus>) -> SyncState {
         last_active_users: s.last_synced_active_users,
         last_successful_sync_time: s.last_successful_sync_time.clone(),
         pending_removals: s.pending_removals.clone(),
+        members: s.members,
+        collections: s.collections.clone(),
+        collections_hash: s.collections_hash.clone(),
     }
 }
 
@@ -38,6 +41,9 @@ fn put_state(status: &mut DirectorySyncStatus, state: &SyncState) {
     status.last_synced_active_users = state.last_active_users;
     status.last_successful_sync_time = state.last_successful_sync_time.clone();
     status.pending_removals = state.pending_removals.clone();
+    status.members = state.members;
+    status.collections = state.collections.clone();
+    status.collections_hash = state.collections_hash.clone();
 }
 
 /// What the status records about the attempt besides its result.
@@ -86,6 +92,12 @@ pub fn after_attempt(
                 s.groups = Some(o.groups);
             }
             s.warnings = o.warnings.clone();
+            // A dry run counts and plans too: shown, while the state it keeps stays as it was
+            // (the `granted` memory of a dry run's collections is the last sync's).
+            if o.members.is_some() {
+                s.members = o.members;
+            }
+            s.collections = o.collections.clone();
             if o.reason == Reason::DryRun {
                 s.plan = o.plan.clone();
             } else {
@@ -115,7 +127,7 @@ pub fn after_attempt(
                     BITWARDEN_REACHABLE,
                     "True",
                     o.reason,
-                    "the import was accepted",
+                    "Bitwarden accepted the changes",
                 );
             } else {
                 keep_or_unknown(
@@ -259,7 +271,7 @@ pub async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{PlanSummary, UserCounts};
+    use crate::api::{CollectionStatus, GrantedGroup, MemberCounts, PlanSummary, UserCounts};
     use crate::sync::prepare::{LeftOut, Prepared};
 
     fn attempt(started: &str, failures: u32) -> Attempt<'static> {
@@ -279,6 +291,21 @@ mod tests {
             sync_hash: Some("hash-2".into()),
             last_active_users: Some(3),
             last_successful_sync_time: Some("2025-01-01T10:00:00Z".into()),
+            members: Some(MemberCounts {
+                invited: 2,
+                accepted: 1,
+                ..Default::default()
+            }),
+            collections: vec![CollectionStatus {
+                id: Some("c0000000-0000-4000-8000-000000000001".into()),
+                groups: 1,
+                granted: vec![GrantedGroup {
+                    name: "Engineering".into(),
+                    external_id: "g-eng".into(),
+                }],
+                ..Default::default()
+            }],
+            collections_hash: Some("c-hash".into()),
             ..Default::default()
         };
         state.cursor.insert("k".into(), "v".into());
@@ -304,10 +331,12 @@ mod tests {
             }),
             sent: Vec::new(),
             prepared: Prepared::default(),
-            state,
             warnings: vec![],
             guard_overridden: false,
             api_url: "http://127.0.0.1".into(),
+            members: state.members,
+            collections: state.collections.clone(),
+            state,
         }
     }
 
@@ -421,6 +450,8 @@ mod tests {
         let o = outcome(Reason::Synced);
         let s = after_attempt(None, &Ok(o.clone()), &attempt("2025-01-01T10:00:00Z", 0));
         assert_eq!(sync_state(Some(&s)), o.state);
+        assert_eq!(s.members.unwrap().accepted, 1);
+        assert_eq!(s.collections[0].granted[0].external_id, "g-eng");
         assert_eq!(sync_state(None), SyncState::default());
     }
 }

@@ -1,7 +1,9 @@
-//! One whole sync: validate → connect → read → plan → guard → send, and say what happened. The
-//! controller and the CLI both run it; they differ only in where Secrets come from
+//! One whole sync: validate → connect → read → read the organization once → plan → guard →
+//! send → collection access → onboarding counts, and say what happened. The controller and the
+//! CLI both run it; they differ only in where Secrets come from
 //! ([`SecretStore`]) and where the [`SyncState`] and the [`Outcome`] go.
 
+pub mod access;
 mod outcome;
 mod state;
 
@@ -14,10 +16,12 @@ use tracing::info;
 use crate::Error;
 use crate::api::checks::{FieldErrors, parse_duration};
 use crate::api::{DirectorySyncSpec, FieldError, Mode, Reason};
-use crate::bitwarden::{BitwardenApi, OrgGroup, OrgMember};
+use crate::bitwarden::{BitwardenApi, ImportRequest, OrgGroup, OrgMember};
 use crate::secrets::SecretStore;
 use crate::source::{self, DirectorySource, ReadRequest};
 use crate::sync::grace::GraceInput;
+use crate::sync::hash::collections_hash;
+use crate::sync::onboarding::{self, OnboardingInput};
 use crate::sync::plan::{self, Action, PlanInput};
 use crate::sync::prepare::{PrepareOptions, prepare};
 
@@ -131,7 +135,8 @@ impl<'a> Session<'a> {
         format!("{}\n{}", self.bitwarden.api_url(), self.bitwarden.organization_id())
     }
 
-    /// Reads the directory, plans, and sends unless held back or dry.
+    /// Reads the directory and the organization, plans, sends unless held back or dry, then
+    /// applies collection access and counts the onboarding.
     pub async fn sync(self, state: &SyncState, options: &RunOptions) -> Result<Outcome, Error> {
         let spec = self.spec;
         let sync = &spec.sync;
@@ -140,9 +145,13 @@ impl<'a> Session<'a> {
         let bitwarden = self.bitwarden.as_ref();
         let now = Timestamp::now();
 
+        let collections_hash = collections_hash(&spec.collections);
+        // A new access spec is matched against every synced group: that needs a complete read.
+        let access_changed = collections_hash.is_some() && collections_hash != state.collections_hash;
+
         // Read.
         let mut source = self.connector.source(spec, self.secrets).await?;
-        let cursor = state.read_cursor(options.force, sync.overwrite_existing, now);
+        let cursor = state.read_cursor(options.force || access_changed, sync.overwrite_existing, now);
         let full_read = cursor.is_none();
         info!(provider, full_read, "reading the directory");
         let started = Instant::now();
@@ -164,22 +173,25 @@ impl<'a> Session<'a> {
             },
         )?;
 
-        // Plan. The organization is read only when the plan needs it: first for
-        // removeOutOfScope (the removals are part of the request), else once the request is
-        // known to be sent (for exact removal and change counts).
-        let early = if sync.remove_out_of_scope || (dry_run && sync.overwrite_existing) {
-            Some(Organization::read(bitwarden, sync.remove_out_of_scope, false).await?)
+        // The organization, read once for the whole sync (removals, the guard, the change and
+        // onboarding counts). `dirsync test` reads it only when its plan needs the members.
+        let org = if !options.dry_run {
+            Organization::read(bitwarden, sync.remove_out_of_scope, sync.groups).await?
+        } else if sync.remove_out_of_scope || sync.overwrite_existing {
+            Organization::read(bitwarden, sync.remove_out_of_scope, false).await?
         } else {
-            None
+            Organization::default()
         };
-        let mut input = PlanInput {
+
+        // Plan.
+        let input = PlanInput {
             options: sync,
             api_url: bitwarden.api_url(),
             organization_id: bitwarden.organization_id(),
             last_hash: state.sync_hash.as_deref().filter(|_| !options.force),
             last_active_users: state.last_active_users,
-            members: early.as_ref().and_then(|o| o.members.as_deref()),
-            groups: None,
+            members: org.members.as_deref(),
+            groups: org.groups.as_deref(),
             guard_override: options.guard_override.as_deref(),
             grace: GraceInput {
                 // Validated above: an unparsable value cannot reach here.
@@ -191,17 +203,7 @@ impl<'a> Session<'a> {
                 pending: &state.pending_removals,
             },
         };
-        let draft = plan::draft(&prepared, &input)?;
-        let late = if early.is_none() && !dry_run && !draft.settles_without_organization(&prepared, &input) {
-            Some(Organization::read(bitwarden, false, sync.groups).await?)
-        } else {
-            None
-        };
-        if let Some(org) = &late {
-            input.members = org.members.as_deref();
-            input.groups = org.groups.as_deref();
-        }
-        let plan = plan::assess(&prepared, draft, &input);
+        let plan = plan::plan(&prepared, &input)?;
 
         // Guard, dry run, send.
         if plan.action == Action::GuardTripped {
@@ -212,39 +214,47 @@ impl<'a> Session<'a> {
                 plan.hash, plan.hash
             )));
         }
+        let sent = !dry_run && plan.action == Action::Send;
+        if sent {
+            send(bitwarden, &plan.requests, provider).await?;
+        }
+
+        // Collection access, after the import (the groups it creates exist then). Checked against
+        // the organization on every sync, so access changed by hand is put back.
+        let access = if options.dry_run {
+            access::requested(&spec.collections, &state.collections)
+        } else if spec.collections.is_empty() && state.collections.iter().all(|c| c.granted.is_empty()) {
+            access::Report::default()
+        } else {
+            let context = access::Context {
+                entries: &spec.collections,
+                prepared: &prepared,
+                previous: &state.collections,
+                groups: org.groups.as_deref().filter(|_| !sent),
+                dry_run,
+            };
+            access::apply(bitwarden, &context).await
+        };
+
+        // Onboarding, from the same member list and what the import did.
+        let members = match (&org.members, options.dry_run || !sync.users) {
+            (Some(list), false) => onboarding::count(&OnboardingInput {
+                members: list,
+                prepared: &prepared,
+                plan: &plan,
+                sent,
+                invite_users: sync.invite_users,
+                overwrite_existing: sync.overwrite_existing,
+                last: state.members,
+            }),
+            _ => None,
+        };
+
         let (reason, next) = if dry_run {
             (Reason::DryRun, state.clone())
         } else {
-            if plan.action == Action::Send {
-                for (i, request) in plan.requests.iter().enumerate() {
-                    info!(
-                        provider,
-                        request = i + 1,
-                        of = plan.requests.len(),
-                        members = request.members.len(),
-                        groups = request.groups.len(),
-                        "sending import"
-                    );
-                    bitwarden.import(request).await.map_err(|e| {
-                        let n = plan.requests.len();
-                        if n == 1 {
-                            return e;
-                        }
-                        // A batch that may have been applied (a timeout mid-import) counts as maybe.
-                        let applied = if crate::net::outcome_unknown(&e) {
-                            format!("{i} (or {}) of {n}", i + 1)
-                        } else {
-                            format!("{i} of {n}")
-                        };
-                        e.with_note(&format!(
-                            "{applied} import batches had been applied; the next sync sends them all again \
-                             (an import is idempotent)"
-                        ))
-                    })?;
-                }
-            }
             let mut next = state.clone();
-            if plan.action == Action::Send {
+            if sent {
                 next.sync_hash = Some(plan.hash.clone());
             }
             next.cursor = state.next_cursor(read.cursor, full_read, now);
@@ -253,7 +263,10 @@ impl<'a> Session<'a> {
             }
             next.last_successful_sync_time = Some(now.to_string());
             next.pending_removals = plan.pending.clone();
-            let reason = if plan.action == Action::Send {
+            next.members = members.or(state.members);
+            next.collections = access.collections.clone();
+            next.collections_hash = collections_hash;
+            let reason = if sent || access.written > 0 {
                 Reason::Synced
             } else {
                 Reason::Unchanged
@@ -264,11 +277,13 @@ impl<'a> Session<'a> {
             prepared: &prepared,
             plan: &plan,
             reason,
-            sent: reason == Reason::Synced,
+            sent,
             overwrite_existing: sync.overwrite_existing,
             state: next,
             warnings: read.warnings,
             api_url: bitwarden.api_url(),
+            access,
+            members,
         });
         drop(plan);
         outcome.prepared = prepared;
@@ -276,7 +291,39 @@ impl<'a> Session<'a> {
     }
 }
 
+/// Sends the import requests in order. A batch that fails says how many had been applied.
+async fn send(bitwarden: &dyn BitwardenApi, requests: &[ImportRequest<'_>], provider: &str) -> Result<(), Error> {
+    let n = requests.len();
+    for (i, request) in requests.iter().enumerate() {
+        info!(
+            provider,
+            request = i + 1,
+            of = n,
+            members = request.members.len(),
+            groups = request.groups.len(),
+            "sending import"
+        );
+        bitwarden.import(request).await.map_err(|e| {
+            if n == 1 {
+                return e;
+            }
+            // A batch that may have been applied (a timeout mid-import) counts as maybe.
+            let applied = if crate::net::outcome_unknown(&e) {
+                format!("{i} (or {}) of {n}", i + 1)
+            } else {
+                format!("{i} of {n}")
+            };
+            e.with_note(&format!(
+                "{applied} import batches had been applied; the next sync sends them all again \
+                 (an import is idempotent)"
+            ))
+        })?;
+    }
+    Ok(())
+}
+
 /// What was read of the organization; `None` where the server cannot list (Vaultwarden).
+#[derive(Default)]
 struct Organization {
     members: Option<Vec<OrgMember>>,
     groups: Option<Vec<OrgGroup>>,

@@ -1,11 +1,12 @@
 //! What a sync did, built in one place from the plan and what was sent.
 
-use crate::api::{Changes, PendingRemoval, PlanSummary, Reason, UserCounts};
+use crate::api::{Changes, CollectionStatus, MemberCounts, PendingRemoval, PlanSummary, Reason, UserCounts};
 use crate::bitwarden::ImportRequest;
 use crate::sync::plan::{Action, Plan};
 use crate::sync::prepare::{LeftOut, Prepared};
 
 use super::SyncState;
+use super::access::Report;
 
 #[derive(Clone, Debug)]
 pub struct Outcome {
@@ -36,6 +37,10 @@ pub struct Outcome {
     /// The read was complete. After an incremental read `users` and `groups` count only what
     /// changed: keep the last complete counts for display.
     pub complete: bool,
+    /// Onboarding of the synced members (official server; not in `dirsync test`).
+    pub members: Option<MemberCounts>,
+    /// What `spec.collections` did (or would do), one entry per collection.
+    pub collections: Vec<CollectionStatus>,
 }
 
 /// What one import request carried.
@@ -73,6 +78,8 @@ pub struct Facts<'a> {
     pub state: SyncState,
     pub warnings: Vec<String>,
     pub api_url: &'a str,
+    pub access: Report,
+    pub members: Option<MemberCounts>,
 }
 
 impl Outcome {
@@ -103,6 +110,9 @@ impl Outcome {
                 }
             ),
             _ => match plan.action {
+                Action::Unchanged if f.access.written > 0 => {
+                    format!("{counts}; the import is unchanged since the last sync")
+                }
                 Action::Unchanged => format!("{counts}; nothing changed since the last sync"),
                 Action::Empty => "the directory returned no users and no groups; nothing was sent".to_string(),
                 Action::Send | Action::GuardTripped => {
@@ -128,13 +138,21 @@ impl Outcome {
                 }
             },
         };
+        let message = match f.access.summary() {
+            Some(access) => format!("{message}; {access}"),
+            None => message,
+        };
+        let mut changes = if f.sent { plan.changes } else { Changes::default() };
+        changes.collections_updated = f.access.written;
+        let mut warnings = f.warnings;
+        warnings.extend(f.access.warnings);
         Outcome {
             reason: f.reason,
             message,
             users,
             groups,
             left_out: f.prepared.left_out,
-            changes: if f.sent { plan.changes } else { Changes::default() },
+            changes,
             plan: Some(summary),
             pending_removals: plan.pending.clone(),
             sent: if f.sent {
@@ -143,11 +161,13 @@ impl Outcome {
                 Vec::new()
             },
             state: f.state,
-            warnings: f.warnings,
+            warnings,
             guard_overridden: plan.overridden,
             api_url: f.api_url.to_string(),
             complete,
             prepared: Prepared::default(),
+            members: f.members,
+            collections: f.access.collections,
         }
     }
 
@@ -168,6 +188,17 @@ impl Outcome {
             guard_overridden: false,
             api_url: String::new(),
             complete: false,
+            members: state.members,
+            collections: state.collections.clone(),
+        }
+    }
+
+    /// The note of a `Synced` event: what changed.
+    pub fn change_note(&self) -> String {
+        if self.sent.is_empty() {
+            format!("access updated in {} collections", self.changes.collections_updated)
+        } else {
+            self.changes.describe()
         }
     }
 }

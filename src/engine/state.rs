@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::api::PendingRemoval;
+use crate::api::{CollectionStatus, MemberCounts, PendingRemoval};
 
 /// Cursor key (beside the provider's own) recording when the last full read happened.
 pub const FULL_READ_KEY: &str = "fullReadAt";
@@ -28,12 +28,21 @@ pub struct SyncState {
     /// Removals waiting for `removalGracePeriod`, with when each was first seen.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending_removals: Vec<PendingRemoval>,
+    /// Onboarding counts of the last sync (carried forward after an incremental read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<MemberCounts>,
+    /// What `spec.collections` did, with the access this DirectorySync gave (`granted`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub collections: Vec<CollectionStatus>,
+    /// Hash of `spec.collections` at the last successful sync.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections_hash: Option<String>,
 }
 
 impl SyncState {
     /// The cursor to hand the source: `None` asks for a full read. A full read happens on
-    /// `sync-now` (`force`), with `overwriteExisting` (it must see everyone), without a cursor,
-    /// and when the last full read is 24 hours old.
+    /// `sync-now` or a new `spec.collections` (`force`), with `overwriteExisting` (it must see
+    /// everyone), without a cursor, and when the last full read is 24 hours old.
     pub fn read_cursor(
         &self,
         force: bool,

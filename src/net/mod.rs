@@ -5,6 +5,8 @@
 //!   exponential backoff, the servers' own waits (`Retry-After`, Okta's `X-Rate-Limit-Reset`,
 //!   OneLogin's `X-RateLimit-Reset`), per-server throttle rules and pacing, and which calls may be
 //!   sent again ([`Idempotency`]).
+//! - [`pace`]: calls kept within a server's published limits (at most N a second, M a minute),
+//!   one pacer per server for the whole process.
 //! - [`token`]: one OAuth-style access-token cache, renewed before expiry and once after a 401.
 //! - [`tls`]: the one PEM CA bundle loader, and TLS failures described with what to fix.
 //! - [`scrub`]: removes secrets (raw, URL-encoded, base64) from every message that leaves a client.
@@ -15,6 +17,7 @@
 //! [`FailureKind`] is `BitwardenUnavailable` for Bitwarden and `SourceUnavailable` for a source.
 
 pub mod http;
+pub mod pace;
 pub mod retry;
 pub mod scrub;
 pub mod tls;

@@ -5,6 +5,7 @@ use std::io::Write;
 
 use sha2::{Digest, Sha256};
 
+use crate::api::CollectionAccess;
 use crate::bitwarden::ImportRequest;
 
 struct HashWriter(Sha256);
@@ -40,10 +41,33 @@ pub fn sync_hash(api_url: &str, organization_id: &str, requests: &[ImportRequest
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Hash of `spec.collections` (`None` when it is empty): a change asks for a complete read.
+pub fn collections_hash(entries: &[CollectionAccess]) -> Option<String> {
+    if entries.is_empty() {
+        return None;
+    }
+    let json = serde_json::to_vec(entries).unwrap_or_default();
+    Some(Sha256::digest(&json).iter().map(|b| format!("{b:02x}")).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::bitwarden::ImportMember;
+
+    #[test]
+    fn the_collections_hash_follows_the_access_spec() {
+        let entry = |read_only| CollectionAccess {
+            external_id: Some("x".into()),
+            groups: vec!["A".into()],
+            read_only,
+            ..Default::default()
+        };
+        assert_eq!(collections_hash(&[]), None);
+        let a = collections_hash(&[entry(false)]);
+        assert_eq!(a, collections_hash(&[entry(false)]));
+        assert_ne!(a, collections_hash(&[entry(true)]));
+    }
 
     fn request(email: &str) -> ImportRequest<'_> {
         ImportRequest {

@@ -132,19 +132,6 @@ pub struct Draft<'a> {
     pub pending: Vec<PendingRemoval>,
 }
 
-impl Draft<'_> {
-    /// True when the plan's outcome does not depend on the organization: the request is the last
-    /// successful sync's, or the directory is empty (and `overwriteExisting` is off) and the guard
-    /// has no reason to look. Planning then needs no reading of the organization.
-    pub fn settles_without_organization(&self, prepared: &Prepared, input: &PlanInput) -> bool {
-        if is_empty(prepared, input.options) {
-            !prepared.complete || !empty_read_trips(input)
-        } else {
-            input.last_hash == Some(self.hash.as_str())
-        }
-    }
-}
-
 /// An empty read after a sync that had users is held back by the guard.
 fn empty_read_trips(input: &PlanInput) -> bool {
     matches!(input.last_active_users, Some(n) if n > 0 && input.options.users)
@@ -273,47 +260,69 @@ pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) 
 }
 
 /// Members the server removes: deleted entries that match a member who is not an owner, plus,
-/// with `overwriteExisting`, every non-owner member with an external id missing from the request.
-/// Without a listing, every deleted entry counts (an upper bound).
-fn count_removals(requests: &[ImportRequest], members: Option<&[OrgMember]>, overwrite: bool) -> (u64, Vec<String>) {
+/// with `overwriteExisting`, every non-owner member with an external id missing from the request
+/// (those sorted by email).
+pub fn removed_members<'m>(
+    requests: &[ImportRequest],
+    members: &'m [OrgMember],
+    overwrite: bool,
+) -> Vec<&'m OrgMember> {
     let sent = || requests.iter().flat_map(|r| r.members.iter());
-    let mut sample = Vec::new();
-    let mut count = 0u64;
-    let mut note = |email: &str| {
-        count += 1;
-        if sample.len() < SAMPLE {
-            sample.push(email.to_string());
-        }
-    };
-    match members {
-        None => sent().filter(|m| m.deleted).for_each(|m| note(&m.email)),
-        Some(members) => {
-            let by_ext: HashMap<&str, &OrgMember> = members
-                .iter()
-                .filter_map(|m| m.external_id.as_deref().filter(|e| !e.is_empty()).map(|e| (e, m)))
-                .collect();
-            for m in sent().filter(|m| m.deleted) {
-                if let Some(member) = by_ext.get(m.external_id.as_ref())
-                    && member.type_ != member_type::OWNER
-                {
-                    note(&m.email);
-                }
-            }
-            if overwrite {
-                let in_request: HashSet<&str> = sent().map(|m| m.external_id.as_ref()).collect();
-                let mut missing: Vec<&&OrgMember> = by_ext
-                    .iter()
-                    .filter(|(ext, m)| !in_request.contains(*ext) && m.type_ != member_type::OWNER)
-                    .map(|(_, m)| m)
-                    .collect();
-                missing.sort_by_key(|m| m.email.clone());
-                for m in missing {
-                    note(m.email.as_deref().unwrap_or_default());
-                }
-            }
-        }
+    let by_ext: HashMap<&str, &OrgMember> = members
+        .iter()
+        .filter_map(|m| m.external_id.as_deref().filter(|e| !e.is_empty()).map(|e| (e, m)))
+        .collect();
+    let mut removed: Vec<&OrgMember> = sent()
+        .filter(|m| m.deleted)
+        .filter_map(|m| by_ext.get(m.external_id.as_ref()).copied())
+        .filter(|m| m.type_ != member_type::OWNER)
+        .collect();
+    if overwrite {
+        let in_request: HashSet<&str> = sent().map(|m| m.external_id.as_ref()).collect();
+        let mut missing: Vec<&OrgMember> = by_ext
+            .iter()
+            .filter(|(ext, m)| !in_request.contains(*ext) && m.type_ != member_type::OWNER)
+            .map(|(_, m)| *m)
+            .collect();
+        missing.sort_by_key(|m| m.email.clone());
+        removed.extend(missing);
     }
-    (count, sample)
+    removed
+}
+
+/// Active members of the requests that the organization does not have yet (by external id or
+/// email): the server invites them.
+pub fn invited<'r, 'a>(requests: &'r [ImportRequest<'a>], members: &[OrgMember]) -> Vec<&'r ImportMember<'a>> {
+    let exts: HashSet<&str> = members.iter().filter_map(|m| m.external_id.as_deref()).collect();
+    let emails: HashSet<String> = members
+        .iter()
+        .filter_map(|m| m.email.as_deref())
+        .map(str::to_lowercase)
+        .collect();
+    requests
+        .iter()
+        .flat_map(|r| r.members.iter())
+        .filter(|m| !m.deleted && !exts.contains(m.external_id.as_ref()) && !emails.contains(m.email.as_ref()))
+        .collect()
+}
+
+/// How many members the requests remove, and a few of their emails. Without a listing, every
+/// deleted entry counts (an upper bound).
+fn count_removals(requests: &[ImportRequest], members: Option<&[OrgMember]>, overwrite: bool) -> (u64, Vec<String>) {
+    let emails: Vec<&str> = match members {
+        None => requests
+            .iter()
+            .flat_map(|r| r.members.iter())
+            .filter(|m| m.deleted)
+            .map(|m| m.email.as_ref())
+            .collect(),
+        Some(members) => removed_members(requests, members, overwrite)
+            .into_iter()
+            .map(|m| m.email.as_deref().unwrap_or_default())
+            .collect(),
+    };
+    let sample = emails.iter().take(SAMPLE).map(|e| e.to_string()).collect();
+    (emails.len() as u64, sample)
 }
 
 /// What the requests carry, and what they change where the organization was read. Removals are
@@ -325,17 +334,7 @@ fn changes(
     removed: u64,
 ) -> Changes {
     let sent_members = || requests.iter().flat_map(|r| r.members.iter());
-    let invited = members.map(|members| {
-        let exts: HashSet<&str> = members.iter().filter_map(|m| m.external_id.as_deref()).collect();
-        let emails: HashSet<String> = members
-            .iter()
-            .filter_map(|m| m.email.as_deref())
-            .map(str::to_lowercase)
-            .collect();
-        sent_members()
-            .filter(|m| !m.deleted && !exts.contains(m.external_id.as_ref()) && !emails.contains(m.email.as_ref()))
-            .count() as u64
-    });
+    let invited = members.map(|members| invited(requests, members).len() as u64);
     let sent_groups = || requests.iter().flat_map(|r| r.groups.iter());
     let created = groups.map(|existing| {
         let exts: HashSet<&str> = existing.iter().filter_map(|g| g.external_id.as_deref()).collect();
@@ -350,6 +349,7 @@ fn changes(
         removed: members.map(|_| removed),
         groups_created: created,
         groups_updated: created.map(|c| groups_sent - c),
+        collections_updated: 0,
     }
 }
 
@@ -698,9 +698,7 @@ mod tests {
             ..input(&options)
         };
         let incremental = empty(false);
-        let d = draft(&incremental, &after).unwrap();
-        assert!(d.settles_without_organization(&incremental, &after));
-        let p = assess(&incremental, d, &after);
+        let p = plan(&incremental, &after).unwrap();
         assert_eq!(p.action, Action::Unchanged);
         assert_eq!(p.guard, None);
         // A complete read that returns nothing after a sync with users trips, with a reason.

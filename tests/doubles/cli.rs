@@ -94,7 +94,7 @@ async fn every_bad_input_is_refused_fast_with_exit_2_its_reason_and_its_place() 
     let cases: Vec<(&str, Vec<String>, Vec<String>, String)> = vec![
         // 1. Unknown fields.
         ("spec.dryRun (not a field)", edit("  sync:\n", "  dryRun: true\n  sync:\n"), none.clone(),
-         "InvalidSpec: case.yaml: document 3: spec.dryRun is not a field of DirectorySync; the fields at spec are: bitwarden, mode, source, suspend, sync".into()),
+         "InvalidSpec: case.yaml: document 3: spec.dryRun is not a field of DirectorySync; the fields at spec are: bitwarden, collections, mode, source, suspend, sync".into()),
         ("spec.sync.gaurd", edit("guard:", "gaurd:"), none.clone(),
          "InvalidSpec: case.yaml: document 3: spec.sync.gaurd is not a field of DirectorySync; did you mean spec.sync.guard?".into()),
         ("ldap.pagesize (case)", edit("pageSize", "pagesize"), none.clone(),

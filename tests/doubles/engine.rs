@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use crate::support::bitwarden::{BitwardenDouble, Endpoint, Failure, Member};
 use async_trait::async_trait;
 use dirsync::Error;
-use dirsync::api::{DirectorySyncSpec, LdapSource, Mode, PendingCause, Reason, SourceSpec, SyncOptions};
+use dirsync::api::{DirectorySyncSpec, LdapSource, MemberCounts, Mode, PendingCause, Reason, SourceSpec, SyncOptions};
 use dirsync::bitwarden::BitwardenApi;
 use dirsync::engine::{self, Connector, Outcome, RunOptions, SyncState};
 use dirsync::secrets::SecretStore;
@@ -16,12 +16,12 @@ use dirsync::sync::model::{Directory, Group, User};
 use serde_json::json;
 
 /// A directory given as data, and the real client pointed at the double.
-struct Fixture {
-    double: BitwardenDouble,
-    directory: Mutex<Directory>,
-    reads: Arc<Mutex<Vec<ReadRequest>>>,
+pub(crate) struct Fixture {
+    pub(crate) double: BitwardenDouble,
+    pub(crate) directory: Mutex<Directory>,
+    pub(crate) reads: Arc<Mutex<Vec<ReadRequest>>>,
     /// What an incremental read (one with a cursor) returns, if set.
-    changes: Arc<Mutex<Option<Directory>>>,
+    pub(crate) changes: Arc<Mutex<Option<Directory>>>,
 }
 
 struct StaticSource(Directory);
@@ -73,7 +73,7 @@ impl DirectorySource for Recording {
     }
 }
 
-fn user(i: usize) -> User {
+pub(crate) fn user(i: usize) -> User {
     User {
         external_id: format!("u{i:04}"),
         email: Some(format!("user{i}@corp.example")),
@@ -82,7 +82,7 @@ fn user(i: usize) -> User {
     }
 }
 
-fn company(n: usize) -> Directory {
+pub(crate) fn company(n: usize) -> Directory {
     Directory {
         users: (0..n).map(user).collect(),
         groups: vec![
@@ -105,7 +105,7 @@ fn company(n: usize) -> Directory {
 }
 
 impl Fixture {
-    async fn new(directory: Directory) -> Fixture {
+    pub(crate) async fn new(directory: Directory) -> Fixture {
         Fixture {
             double: BitwardenDouble::start().await,
             directory: Mutex::new(directory),
@@ -114,7 +114,7 @@ impl Fixture {
         }
     }
 
-    fn spec(&self, sync: SyncOptions) -> DirectorySyncSpec {
+    pub(crate) fn spec(&self, sync: SyncOptions) -> DirectorySyncSpec {
         DirectorySyncSpec {
             bitwarden: self.double.spec(),
             source: SourceSpec::Ldap(LdapSource {
@@ -124,12 +124,18 @@ impl Fixture {
                 ..Default::default()
             }),
             sync,
+            collections: Vec::new(),
             mode: Mode::Apply,
             suspend: false,
         }
     }
 
-    async fn run(&self, spec: &DirectorySyncSpec, state: &SyncState, options: RunOptions) -> Result<Outcome, Error> {
+    pub(crate) async fn run(
+        &self,
+        spec: &DirectorySyncSpec,
+        state: &SyncState,
+        options: RunOptions,
+    ) -> Result<Outcome, Error> {
         engine::run(spec, state, &options, &self.double.secrets(), self).await
     }
 }
@@ -173,12 +179,13 @@ async fn a_sync_sends_the_directory_then_skips_it_while_unchanged() {
     assert_eq!(state.cursor.get("test.read").map(String::as_str), Some("1"));
     assert!(state.cursor.contains_key(engine::FULL_READ_KEY));
 
-    // Same directory: nothing is sent, and the organization is not even read.
+    // Same directory: nothing is sent; the organization is read once (for the onboarding counts).
     let before = f.double.requests().len();
     let second = f.run(&spec, &state, RunOptions::default()).await.unwrap();
     assert_eq!(second.reason, Reason::Unchanged);
     assert!(second.sent.is_empty());
-    assert_eq!(f.double.requests().len(), before, "an unchanged sync makes no request");
+    assert_nothing_sent_after(&f.double, before);
+    assert_eq!(second.members.unwrap().invited, 3);
     // The cursor went to the source: an incremental read.
     assert!(f.reads.lock().unwrap()[1].cursor.is_some());
 
@@ -384,7 +391,21 @@ async fn dry_run_reports_the_plan_and_sends_nothing() {
     assert_eq!((plan.members, plan.groups, plan.requests), (5, 2, 1));
     assert!(out.message.contains("would send 5 active members"), "{}", out.message);
     assert_eq!(out.state, SyncState::default(), "a dry run moves no state");
-    assert!(f.double.requests().is_empty(), "a dry run makes no request");
+    assert_nothing_sent_after(&f.double, 0);
+    assert_eq!(out.members, Some(MemberCounts::default()), "nobody synced yet");
+}
+
+/// Since request `from`: no import and no write, and the members listed exactly once.
+pub(crate) fn assert_nothing_sent_after(double: &BitwardenDouble, from: usize) {
+    let requests = &double.requests()[from..];
+    let writes: Vec<String> = requests
+        .iter()
+        .filter(|r| r.method != "GET" && !r.path.ends_with("/connect/token"))
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "nothing is sent: {writes:?}");
+    let listings = requests.iter().filter(|r| r.path.ends_with("/public/members")).count();
+    assert_eq!(listings, 1, "one member listing");
 }
 
 #[tokio::test]

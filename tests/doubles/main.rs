@@ -1,11 +1,13 @@
 //! Tier 1, plain `cargo test`: no servers to install. The Bitwarden client and one whole sync
-//! against the Bitwarden double, the command on bad input, the generated CRD, and the examples.
+//! against the Bitwarden double (collection access and onboarding included), the command on bad
+//! input, the generated CRD, and the examples.
 
 #[path = "../support/mod.rs"]
 mod support;
 
 mod bitwarden_client;
 mod cli;
+mod collections;
 mod crd;
 mod engine;
 mod examples;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::support::bitwarden::{BitwardenDouble, Endpoint};
+use crate::support::bitwarden::{BitwardenDouble, Collection, Endpoint};
 use crate::support::cli::{args, dirsync};
 use crate::support::slapd::{BASE, ROOT_DN, ROOT_PW, Slapd};
 use serde_json::{Value, json};
@@ -199,6 +199,51 @@ async fn sync_sends_once_then_the_state_file_skips_the_unchanged_directory() {
     .await;
     assert_eq!(forced.code, 0, "{}", forced.stderr);
     assert_eq!(s.double.imports().len(), 2, "--force resends");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_and_sync_print_collection_access_and_sync_prints_onboarding() {
+    let s = Setup::new().await;
+    let coll = s.double.add_collection(Collection::new(None));
+    let sync = format!("{{}}\n  collections: [{{id: {coll}, groups: [Engineering], readOnly: true}}]");
+    let file = s.manifests(ROOT_PW, &sync);
+    let file = file.to_str().unwrap();
+
+    // test: what the spec asks for, nothing read from Bitwarden.
+    let test = dirsync(args(&["test", "-f", file])).await;
+    assert_eq!(test.code, 0, "{}", test.stderr);
+    let line = format!(
+        "collection {coll}: Pending, 0 groups with access from this sync; Engineering would get access (readOnly)"
+    );
+    assert!(test.stdout.contains(&line), "{}", test.stdout);
+    assert!(s.double.requests().is_empty(), "test sends nothing to Bitwarden");
+
+    // sync: the access given, and how far the synced people got.
+    let state = s.state();
+    let run = dirsync(args(&["sync", "-f", file, "--state", &state])).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("members: 4 invited, 0 accepted, 0 confirmed, 0 revoked\n"),
+        "{}",
+        run.stdout
+    );
+    let line =
+        format!("collection {coll}: Applied, 1 group with access from this sync; Engineering gets access (readOnly)");
+    assert!(run.stdout.contains(&line), "{}", run.stdout);
+    assert_eq!(s.double.collection(&coll).unwrap().groups.len(), 1);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(saved["collections"][0]["granted"][0]["name"], "Engineering");
+    assert_eq!(saved["members"]["invited"], 4);
+
+    // The same as JSON; nothing to write the second time.
+    let again = dirsync(args(&["sync", "--json", "-f", file, "--state", &state])).await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let out: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(out["reason"], "Unchanged");
+    assert_eq!(out["members"]["invited"], 4);
+    assert_eq!(out["collections"][0]["state"], "Applied");
+    assert_eq!(s.double.requests_to(Endpoint::PutCollection).len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -32,13 +32,31 @@
 //!   "An error has occurred."; otherwise the import is applied to the in-memory organization and
 //!   answered with an empty 200.
 //! - `GET /api/public/members` and `/api/public/groups` list the organization, in pages of
-//!   [`BitwardenDouble::set_page_size`] with `continuationToken`; 404 in Vaultwarden mode.
+//!   [`BitwardenDouble::set_page_size`] with `continuationToken` (one page by default, as the
+//!   official server); groups carry their `collections` access.
+//! - `GET /api/public/collections` lists the shared collections with their `groups` (one page,
+//!   never a "My Items" collection); `GET /api/public/collections/{id}` answers one, 404 with an
+//!   empty body when unknown (or "My Items"), 400 for an id that is not a GUID.
+//! - `PUT /api/public/collections/{id}`: `Content-Type: application/json` (else 415, empty);
+//!   validation first (400 "The request's model state is invalid." keyed `id`, `""`, `$`,
+//!   `$.groups[0].readOnly`, `Groups[0].ReadOnly`, `ExternalId`), then the `manage` conflict
+//!   (400), then the lookup (404, empty body; 400 for "My Items"), then the same group id twice
+//!   (500). The `externalId` is replaced (omitted → null); `groups` present replaces the whole
+//!   list (unknown group ids silently dropped, yet echoed in the 200 answer), omitted leaves it;
+//!   without `UseGroups` ([`BitwardenDouble::set_use_groups`]) the groups are ignored (still
+//!   200); with [`BitwardenDouble::set_manage_required`] a list without `manage` is a 400.
+//!   At most [`BitwardenDouble::set_put_limits`] PUTs a second and a minute (5 and 60, as the
+//!   cloud per client IP): more get 429 with `Retry-After` and "Slow down!".
+//! - Without `UseGroups`, an import with groups processes the members, then answers 400
+//!   "Organization cannot use groups.".
+//! - Vaultwarden mode: every `/api/public/...` request but the import (with or without a token)
+//!   gets 404 with Vaultwarden's JSON body.
 //! - Programmed failures ([`BitwardenDouble::fail_next`]) answer before anything else
 //!   (authentication included), once per request, in order: a status with a body
 //!   ([`Failure::error`], [`Failure::body`]), the request echoed back ([`Failure::echo`]), a hang
 //!   ([`Failure::hang`]), a connection closed without an answer ([`Failure::drop_connection`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use dirsync::api::{ApiKeySecretRef, BitwardenSpec};
@@ -58,6 +76,16 @@ pub const IMPORT_PATH: &str = "/api/public/organization/import";
 pub const MEMBERS_PATH: &str = "/api/public/members";
 pub const GROUPS_PATH: &str = "/api/public/groups";
 pub const LARGE_IMPORT_MESSAGE: &str = "You cannot import this much data at once.";
+pub const COLLECTIONS_PATH: &str = "/api/public/collections";
+pub const NO_GROUPS_MESSAGE: &str = "Organization cannot use groups.";
+pub const MANAGE_CONFLICT_MESSAGE: &str = "The Manage property is mutually exclusive and cannot be true while the \
+     ReadOnly or HidePasswords properties are also true.";
+pub const MANAGE_REQUIRED_MESSAGE: &str = "At least one member or group must have can manage permission.";
+pub const MY_ITEMS_MESSAGE: &str = "You cannot edit a collection with the type as DefaultUserCollection.";
+/// Vaultwarden's answer to every `/api/public/...` request but the import.
+pub fn vaultwarden_not_found() -> Value {
+    json!({"error": {"code": 404, "reason": "Not Found", "description": "The requested resource could not be found."}})
+}
 pub const OVERWRITE_REFUSED_MESSAGE: &str = "Sync failed. To proceed, disable the 'Remove and \
      re-add users during next sync' setting and try again.";
 
@@ -68,6 +96,7 @@ pub mod member {
     pub const USER: i32 = 2;
     pub const REVOKED: i32 = -1;
     pub const INVITED: i32 = 0;
+    pub const ACCEPTED: i32 = 1;
     pub const CONFIRMED: i32 = 2;
     pub const STAGED: i32 = 3;
 }
@@ -169,14 +198,90 @@ impl Group {
         }
     }
 
-    /// The `GET /public/groups` form.
-    pub fn to_json(&self) -> Value {
+    /// The `GET /public/groups` form, with its access to `collections`.
+    pub fn to_json(&self, collections: &[Collection]) -> Value {
+        let access: Vec<Value> = collections
+            .iter()
+            .filter(|c| !c.my_items)
+            .flat_map(|c| {
+                c.groups
+                    .iter()
+                    .filter(|a| a.id.eq_ignore_ascii_case(&self.id))
+                    .map(|a| {
+                        Access {
+                            id: c.id.clone(),
+                            ..a.clone()
+                        }
+                        .to_json()
+                    })
+            })
+            .collect();
         json!({
             "object": "group",
             "id": self.id,
             "name": self.name,
             "externalId": self.external_id,
-            "collections": [],
+            "collections": access,
+        })
+    }
+}
+
+/// One access entry: a group's flags on a collection (or, in a group, a collection's id).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub id: String,
+    pub read_only: bool,
+    pub hide_passwords: bool,
+    pub manage: bool,
+}
+
+impl Access {
+    pub fn new(id: &str, read_only: bool, hide_passwords: bool, manage: bool) -> Access {
+        Access {
+            id: id.to_string(),
+            read_only,
+            hide_passwords,
+            manage,
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({"id": self.id, "readOnly": self.read_only, "hidePasswords": self.hide_passwords, "manage": self.manage})
+    }
+}
+
+/// One collection of the in-memory organization (names are encrypted client-side: none here).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Collection {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub groups: Vec<Access>,
+    /// A personal "My Items" collection: never listed, 404 on GET, 400 on PUT.
+    pub my_items: bool,
+}
+
+impl Collection {
+    pub fn new(external_id: Option<&str>) -> Collection {
+        Collection {
+            id: new_id(),
+            external_id: external_id.map(str::to_string),
+            groups: Vec::new(),
+            my_items: false,
+        }
+    }
+
+    pub fn with_access(mut self, access: Access) -> Collection {
+        self.groups.push(access);
+        self
+    }
+
+    /// The `GET /public/collections` form.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "object": "collection",
+            "id": self.id,
+            "externalId": self.external_id,
+            "groups": self.groups.iter().map(Access::to_json).collect::<Vec<_>>(),
         })
     }
 }
@@ -188,6 +293,11 @@ pub enum Endpoint {
     Import,
     Members,
     Groups,
+    Collections,
+    Collection,
+    PutCollection,
+    /// Any other `/api/public/...` request (404).
+    OtherPublic,
 }
 
 impl Endpoint {
@@ -198,6 +308,10 @@ impl Endpoint {
             Endpoint::Import => "import",
             Endpoint::Members => "members",
             Endpoint::Groups => "groups",
+            Endpoint::Collections => "collections",
+            Endpoint::Collection => "collection",
+            Endpoint::PutCollection => "put_collection",
+            Endpoint::OtherPublic => "other_public",
         }
     }
 }
@@ -212,6 +326,15 @@ impl Failure {
     /// 500 as the official server answers an unhandled exception.
     pub fn server_error() -> Failure {
         Failure::error(500, "An error has occurred.")
+    }
+
+    /// 429 as the cloud answers a client over its limits, with `Retry-After` in seconds.
+    pub fn slow_down(seconds: u64) -> Failure {
+        Failure::json(
+            429,
+            json!({"message": format!("Slow down! Too many requests. Try again in {seconds}s."), "object": "error"}),
+        )
+        .header("retry-after", &seconds.to_string())
     }
 
     /// 401 as for an unknown token.
@@ -233,6 +356,12 @@ struct State {
     page_size: Option<usize>,
     import_limit: Option<usize>,
     vaultwarden: bool,
+    collections: Vec<Collection>,
+    use_groups: bool,
+    manage_required: bool,
+    /// PUTs allowed per second and per minute, and when the accepted ones came.
+    put_limits: (usize, usize),
+    puts: VecDeque<Instant>,
 }
 
 /// The double: a wiremock server with a self-hosted layout (`{url}/api`, `{url}/identity`).
@@ -259,6 +388,11 @@ impl BitwardenDouble {
             page_size: None,
             import_limit: Some(2000),
             vaultwarden: false,
+            collections: Vec::new(),
+            use_groups: true,
+            manage_required: false,
+            put_limits: (5, 60),
+            puts: VecDeque::new(),
         };
         BitwardenDouble {
             double: HttpDouble::start(state, route, State::handle).await,
@@ -390,6 +524,72 @@ impl BitwardenDouble {
         self.state().groups = groups;
     }
 
+    /// Adds a group (e.g. one made by hand: no external id); returns its id.
+    pub fn add_group(&self, group: Group) -> String {
+        let id = group.id.clone();
+        self.state().groups.push(group);
+        id
+    }
+
+    /// Adds a collection; returns its id.
+    pub fn add_collection(&self, collection: Collection) -> String {
+        let id = collection.id.clone();
+        self.state().collections.push(collection);
+        id
+    }
+
+    /// Deletes a collection (as an admin would in the web vault).
+    pub fn delete_collection(&self, id: &str) {
+        self.state().collections.retain(|c| c.id != id);
+    }
+
+    /// Replaces a collection's group list by hand (the web vault).
+    pub fn set_collection_groups(&self, id: &str, groups: Vec<Access>) {
+        if let Some(c) = self.state().collections.iter_mut().find(|c| c.id == id) {
+            c.groups = groups;
+        }
+    }
+
+    /// Renames a group (as an import after a rename in the directory does).
+    pub fn rename_group(&self, external_id: &str, name: &str) {
+        if let Some(g) = self
+            .state()
+            .groups
+            .iter_mut()
+            .find(|g| g.external_id.as_deref() == Some(external_id))
+        {
+            g.name = name.to_string();
+        }
+    }
+
+    /// Whether the organization's plan has groups (`UseGroups`; on by default).
+    pub fn set_use_groups(&self, on: bool) {
+        self.state().use_groups = on;
+    }
+
+    /// "Owners and admins can manage all collections" turned off: a collection must keep a group
+    /// with `manage`.
+    pub fn set_manage_required(&self, on: bool) {
+        self.state().manage_required = on;
+    }
+
+    /// PUTs allowed per second and per minute (5 and 60 by default, as the cloud).
+    pub fn set_put_limits(&self, per_second: usize, per_minute: usize) {
+        self.state().put_limits = (per_second, per_minute);
+    }
+
+    /// Sets a member's status (an invitation accepted, an admin's confirmation, a revocation).
+    pub fn set_member_status(&self, email: &str, status: i32) {
+        if let Some(m) = self
+            .state()
+            .members
+            .iter_mut()
+            .find(|m| m.email.eq_ignore_ascii_case(email))
+        {
+            m.status = status;
+        }
+    }
+
     /// Answers the next `times` requests to `endpoint` with `failure` (after those already
     /// programmed). `usize::MAX` times means for ever.
     pub fn fail_next(&self, endpoint: Endpoint, times: usize, failure: Failure) {
@@ -461,6 +661,20 @@ impl BitwardenDouble {
         self.state().groups.clone()
     }
 
+    pub fn group_by_external_id(&self, external_id: &str) -> Option<Group> {
+        self.groups()
+            .into_iter()
+            .find(|g| g.external_id.as_deref() == Some(external_id))
+    }
+
+    pub fn collections(&self) -> Vec<Collection> {
+        self.state().collections.clone()
+    }
+
+    pub fn collection(&self, id: &str) -> Option<Collection> {
+        self.collections().into_iter().find(|c| c.id == id)
+    }
+
     /// Emails of the members of the group with `external_id`, sorted.
     pub fn group_member_emails(&self, external_id: &str) -> Vec<String> {
         let s = self.state();
@@ -479,11 +693,20 @@ impl BitwardenDouble {
 }
 
 fn route(request: &Request) -> Option<&'static str> {
-    let endpoint = match (request.method.as_str(), request.url.path()) {
+    let path = request.url.path();
+    let one_collection = path
+        .strip_prefix(COLLECTIONS_PATH)
+        .and_then(|rest| rest.strip_prefix('/'))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'));
+    let endpoint = match (request.method.as_str(), path) {
         ("POST", TOKEN_PATH) => Endpoint::Token,
         ("POST", IMPORT_PATH) => Endpoint::Import,
         ("GET", MEMBERS_PATH) => Endpoint::Members,
         ("GET", GROUPS_PATH) => Endpoint::Groups,
+        ("GET", COLLECTIONS_PATH) => Endpoint::Collections,
+        ("GET", _) if one_collection => Endpoint::Collection,
+        ("PUT", _) if one_collection => Endpoint::PutCollection,
+        (_, p) if p.starts_with("/api/public/") => Endpoint::OtherPublic,
         _ => return None,
     };
     Some(endpoint.route())
@@ -503,7 +726,13 @@ impl State {
             return self.token(request);
         }
         if self.vaultwarden && route != Endpoint::Import.route() {
-            return ResponseTemplate::new(404);
+            return json_response(404, vaultwarden_not_found());
+        }
+        // The cloud's rate limiting comes before anything else.
+        if route == Endpoint::PutCollection.route()
+            && let Some(wait) = self.put_wait()
+        {
+            return Failure::slow_down(wait).template(request);
         }
         if !self.authorized(request) {
             return Failure::unauthorized().template(request);
@@ -514,11 +743,136 @@ impl State {
                 let items: Vec<Value> = self.members.iter().map(Member::to_json).collect();
                 self.list(request, items)
             }
-            _ => {
-                let items: Vec<Value> = self.groups.iter().map(Group::to_json).collect();
+            "groups" => {
+                let items: Vec<Value> = self.groups.iter().map(|g| g.to_json(&self.collections)).collect();
                 self.list(request, items)
             }
+            "collections" => {
+                let items: Vec<Value> = self
+                    .collections
+                    .iter()
+                    .filter(|c| !c.my_items)
+                    .map(Collection::to_json)
+                    .collect();
+                json_response(200, json!({"object": "list", "data": items}))
+            }
+            "collection" => self.get_collection(request),
+            "put_collection" => self.put_collection(request),
+            _ => ResponseTemplate::new(404),
         }
+    }
+
+    /// Seconds to wait when one more PUT would pass a limit; else the PUT is counted.
+    fn put_wait(&mut self) -> Option<u64> {
+        let now = Instant::now();
+        let (per_second, per_minute) = self.put_limits;
+        while self
+            .puts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            self.puts.pop_front();
+        }
+        let in_last = |d: Duration| self.puts.iter().filter(|t| now.duration_since(**t) < d).count();
+        let wait = if in_last(Duration::from_secs(1)) >= per_second {
+            Some(1)
+        } else if self.puts.len() >= per_minute {
+            let oldest = self.puts.front().copied().unwrap_or(now);
+            Some((Duration::from_secs(60) - now.duration_since(oldest)).as_secs().max(1))
+        } else {
+            None
+        };
+        if wait.is_none() {
+            self.puts.push_back(now);
+        }
+        wait
+    }
+
+    fn get_collection(&self, request: &Request) -> ResponseTemplate {
+        let id = last_segment(request);
+        if !is_guid(id) {
+            return model_state_error([("id".to_string(), format!("The value '{id}' is not valid."))]);
+        }
+        match self
+            .collections
+            .iter()
+            .find(|c| c.id.eq_ignore_ascii_case(id) && !c.my_items)
+        {
+            Some(c) => json_response(200, c.to_json()),
+            None => ResponseTemplate::new(404),
+        }
+    }
+
+    fn put_collection(&mut self, request: &Request) -> ResponseTemplate {
+        let content_type = request
+            .headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if !content_type.starts_with("application/json") {
+            return ResponseTemplate::new(415);
+        }
+        let id = last_segment(request).to_string();
+        let mut errors: Vec<(String, String)> = Vec::new();
+        if !is_guid(&id) {
+            errors.push(("id".into(), format!("The value '{id}' is not valid.")));
+        }
+        let parsed = parse_collection_update(&request.body, &mut errors);
+        if !errors.is_empty() {
+            return model_state_error(errors);
+        }
+        let Some(update) = parsed else {
+            return model_state_error([("".to_string(), "A non-empty request body is required.".to_string())]);
+        };
+        if update
+            .groups
+            .iter()
+            .flatten()
+            .any(|a| a.manage && (a.read_only || a.hide_passwords))
+        {
+            return api_error(400, MANAGE_CONFLICT_MESSAGE, None);
+        }
+        let known: HashSet<String> = self.groups.iter().map(|g| g.id.to_ascii_lowercase()).collect();
+        let use_groups = self.use_groups;
+        let manage_required = self.manage_required;
+        let Some(collection) = self.collections.iter_mut().find(|c| c.id.eq_ignore_ascii_case(&id)) else {
+            return ResponseTemplate::new(404);
+        };
+        if collection.my_items {
+            return api_error(400, MY_ITEMS_MESSAGE, None);
+        }
+        if let Some(groups) = &update.groups {
+            let mut ids = HashSet::new();
+            if !groups.iter().all(|a| ids.insert(a.id.to_ascii_lowercase())) {
+                // A primary-key violation in the stored procedure.
+                return json_response(
+                    500,
+                    json!({"object": "error", "message": "An unhandled server error has occurred."}),
+                );
+            }
+        }
+        let stored: Vec<Access> = match (&update.groups, use_groups) {
+            (Some(groups), true) => groups
+                .iter()
+                .filter(|a| known.contains(&a.id.to_ascii_lowercase()))
+                .cloned()
+                .collect(),
+            _ => collection.groups.clone(),
+        };
+        if manage_required && !stored.iter().any(|a| a.manage) {
+            return api_error(400, MANAGE_REQUIRED_MESSAGE, None);
+        }
+        collection.external_id = update.external_id.clone();
+        collection.groups = stored;
+        let echo = update
+            .groups
+            .as_ref()
+            .map(|g| Value::Array(g.iter().map(Access::to_json).collect()))
+            .unwrap_or(Value::Null);
+        json_response(
+            200,
+            json!({"object": "collection", "id": collection.id, "externalId": collection.external_id, "groups": echo}),
+        )
     }
 
     fn token(&mut self, request: &Request) -> ResponseTemplate {
@@ -635,6 +989,10 @@ impl State {
         } else if let Err(message) = self.apply_official(&request) {
             return api_error(400, message, None);
         }
+        if !self.vaultwarden && !self.use_groups && !request.groups.is_empty() {
+            // Raised after the members were processed.
+            return api_error(400, NO_GROUPS_MESSAGE, None);
+        }
         self.applied.push(value);
         ResponseTemplate::new(200)
     }
@@ -693,7 +1051,12 @@ impl State {
         }
         // 5. Groups by external id: created or renamed, membership replaced. Never deleted.
         let mut groups = self.groups.clone();
-        for g in &request.groups {
+        let import_groups = if self.use_groups {
+            request.groups.as_slice()
+        } else {
+            &[]
+        };
+        for g in import_groups {
             let member_ids: Vec<String> = members
                 .iter()
                 .filter(|m| {
@@ -921,4 +1284,142 @@ fn valid_email(email: &str) -> bool {
         return false;
     };
     !local.is_empty() && !domain.is_empty() && !domain.contains('@') && !email.chars().any(char::is_whitespace)
+}
+
+/// The last path segment (a collection id).
+fn last_segment(request: &Request) -> &str {
+    request.url.path().rsplit('/').next().unwrap_or_default()
+}
+
+/// A GUID as ASP.NET parses one (`8-4-4-4-12` hex digits).
+fn is_guid(s: &str) -> bool {
+    s.len() == 36
+        && s.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// 400 "The request's model state is invalid." with the field errors.
+fn model_state_error(errors: impl IntoIterator<Item = (String, String)>) -> ResponseTemplate {
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (k, v) in errors {
+        map.entry(k).or_default().push(v);
+    }
+    api_error(400, "The request's model state is invalid.", Some(map))
+}
+
+/// A `PUT /public/collections/{id}` body.
+struct CollectionUpdate {
+    external_id: Option<String>,
+    /// `None`: the field was absent or null (the list stays).
+    groups: Option<Vec<Access>>,
+}
+
+/// A property by name, matched case-insensitively (as ASP.NET's JSON input does).
+fn property<'v>(obj: &'v serde_json::Map<String, Value>, name: &str) -> Option<&'v Value> {
+    obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+/// Parses the body strictly, adding each problem keyed as ASP.NET does; `None` for an empty body.
+fn parse_collection_update(body: &[u8], errors: &mut Vec<(String, String)>) -> Option<CollectionUpdate> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    let value: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => {
+            errors.push(("$".into(), format!("The JSON value could not be converted: {e}")));
+            return Some(CollectionUpdate {
+                external_id: None,
+                groups: None,
+            });
+        }
+    };
+    let Some(obj) = value.as_object() else {
+        errors.push(("$".into(), "The JSON value could not be converted.".into()));
+        return Some(CollectionUpdate {
+            external_id: None,
+            groups: None,
+        });
+    };
+    let external_id = match property(obj, "externalId") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => {
+            if s.chars().count() > 300 {
+                errors.push((
+                    "ExternalId".into(),
+                    "The field ExternalId must be a string with a maximum length of 300.".into(),
+                ));
+            }
+            Some(s.clone())
+        }
+        Some(_) => {
+            errors.push(("$.externalId".into(), "The JSON value could not be converted.".into()));
+            None
+        }
+    };
+    let groups = match property(obj, "groups") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(items)) => {
+            let mut list = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                let Some(entry) = item.as_object() else {
+                    errors.push((
+                        format!("$.groups[{i}]"),
+                        "The JSON value could not be converted.".into(),
+                    ));
+                    continue;
+                };
+                let id = match property(entry, "id") {
+                    Some(Value::String(s)) if is_guid(s) => s.clone(),
+                    None | Some(Value::Null) => {
+                        errors.push((format!("Groups[{i}].Id"), "The Id field is required.".into()));
+                        String::new()
+                    }
+                    Some(_) => {
+                        errors.push((
+                            format!("$.groups[{i}].id"),
+                            "The JSON value could not be converted.".into(),
+                        ));
+                        String::new()
+                    }
+                };
+                let mut flag = |name: &str, required: bool| match property(entry, name) {
+                    Some(Value::Bool(b)) => *b,
+                    None | Some(Value::Null) => {
+                        if required {
+                            errors.push((
+                                format!("Groups[{i}].ReadOnly"),
+                                "The ReadOnly field is required.".into(),
+                            ));
+                        }
+                        false
+                    }
+                    Some(_) => {
+                        errors.push((
+                            format!("$.groups[{i}].{name}"),
+                            "The JSON value could not be converted.".into(),
+                        ));
+                        false
+                    }
+                };
+                let read_only = flag("readOnly", true);
+                let hide_passwords = flag("hidePasswords", false);
+                let manage = flag("manage", false);
+                list.push(Access {
+                    id,
+                    read_only,
+                    hide_passwords,
+                    manage,
+                });
+            }
+            Some(list)
+        }
+        Some(_) => {
+            errors.push(("$.groups".into(), "The JSON value could not be converted.".into()));
+            None
+        }
+    };
+    Some(CollectionUpdate { external_id, groups })
 }
