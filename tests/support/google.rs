@@ -275,6 +275,10 @@ pub struct State {
     assertions: Vec<Assertion>,
     next_id: u64,
     member_arrivals: Vec<Instant>,
+    /// Group positions by id and by email.
+    group_index: HashMap<String, usize>,
+    /// Positions of the items of each listing (path and parameters but the page token).
+    listings: HashMap<String, Vec<usize>>,
 }
 
 /// The double.
@@ -303,6 +307,8 @@ impl GoogleDouble {
             assertions: Vec::new(),
             next_id: 0,
             member_arrivals: Vec::new(),
+            group_index: HashMap::new(),
+            listings: HashMap::new(),
         };
         let double = HttpDouble::start(state, route_of, State::handle).await;
         double.state().base = double.uri();
@@ -412,44 +418,9 @@ impl GoogleDouble {
     /// Adds a user; returns its id.
     pub fn add_user(&self, user: GUser) -> String {
         let id = self.new_id(21);
-        let (given, family) = {
-            let local = user.email.split('@').next().unwrap_or_default();
-            let mut chars = local.chars();
-            let first = chars
-                .next()
-                .map(|c| c.to_uppercase().collect::<String>())
-                .unwrap_or_default();
-            (format!("{first}{}", chars.as_str()), "Example".to_string())
-        };
-        let mut v = json!({
-            "kind": "admin#directory#user",
-            "id": id,
-            "etag": format!("\"etag-{id}\""),
-            "primaryEmail": user.email,
-            "name": {"givenName": given, "familyName": family, "fullName": format!("{given} {family}")},
-            "isAdmin": user.admin,
-            "isDelegatedAdmin": false,
-            "lastLoginTime": "2026-06-30T08:12:45.000Z",
-            "creationTime": "2021-03-04T10:00:00.000Z",
-            "agreedToTerms": true,
-            "suspended": user.suspended,
-            "archived": user.archived,
-            "changePasswordAtNextLogin": false,
-            "ipWhitelisted": false,
-            "emails": [{"address": user.email, "primary": true}],
-            "customerId": CUSTOMER_ID,
-            "orgUnitPath": user.org_unit,
-            "isMailboxSetup": true,
-            "isEnrolledIn2Sv": false,
-            "isEnforcedIn2Sv": false,
-            "includeInGlobalAddressList": true
-        });
-        if user.no_emails {
-            v.as_object_mut().unwrap().remove("emails");
-        }
+        let v = user_object(&id, &user);
         let mut s = self.state();
         if user.deleted {
-            v["deletionTime"] = json!("2026-07-01T09:30:00.000Z");
             s.deleted.push(v);
         } else {
             if user.admin {
@@ -457,6 +428,7 @@ impl GoogleDouble {
             }
             s.users.push(v);
         }
+        s.changed();
         id
     }
 
@@ -469,16 +441,8 @@ impl GoogleDouble {
     pub fn add_group_with_email(&self, name: &str, email: &str) -> String {
         let id = self.new_id(15);
         let mut s = self.state();
-        s.groups.push(json!({
-            "kind": "admin#directory#group",
-            "id": id,
-            "etag": format!("\"etag-{id}\""),
-            "email": email,
-            "name": name,
-            "directMembersCount": "0",
-            "description": "",
-            "adminCreated": true
-        }));
+        s.groups.push(group_object(&id, name, email, 0));
+        s.changed();
         s.members.insert(id.clone(), Vec::new());
         id
     }
@@ -486,37 +450,18 @@ impl GoogleDouble {
     /// Adds a member to the group with id `group`.
     pub fn add_member(&self, group: &str, member: GMember) {
         let mut s = self.state();
-        let v = match member {
-            GMember::User { id, status } => {
-                let email = s
-                    .users
-                    .iter()
-                    .chain(&s.deleted)
-                    .find(|u| u["id"] == id)
-                    .map(|u| u["primaryEmail"].clone())
-                    .unwrap_or(json!(format!("{id}@{DOMAIN}")));
-                let mut v = json!({"kind": "admin#directory#member", "etag": "\"m\"", "id": id, "email": email,
-                    "role": "MEMBER", "type": "USER"});
-                if let Some(status) = status {
-                    v["status"] = json!(status);
-                }
-                v
-            }
-            GMember::Group { id } => {
-                let email = s
-                    .groups
-                    .iter()
-                    .find(|g| g["id"] == id)
-                    .map(|g| g["email"].clone())
-                    .unwrap_or(json!(format!("{id}@{DOMAIN}")));
-                json!({"kind": "admin#directory#member", "etag": "\"m\"", "id": id, "email": email,
-                    "role": "MEMBER", "type": "GROUP", "status": "ACTIVE"})
-            }
-            GMember::Customer => json!({"kind": "admin#directory#member", "etag": "\"m\"", "id": CUSTOMER_ID,
-                "role": "MEMBER", "type": "CUSTOMER", "status": "ACTIVE"}),
-            GMember::External { email } => json!({"kind": "admin#directory#member", "etag": "\"m\"",
-                "id": format!("ext-{email}"), "email": email, "role": "MEMBER", "type": "EXTERNAL", "status": "ACTIVE"}),
+        let email_of = |list: &[Value], id: &str| {
+            list.iter()
+                .find(|v| v["id"] == id)
+                .and_then(|v| v["primaryEmail"].as_str().or(v["email"].as_str()))
+                .map(str::to_string)
         };
+        let email = match &member {
+            GMember::User { id, .. } => email_of(&s.users, id).or_else(|| email_of(&s.deleted, id)),
+            GMember::Group { id } => email_of(&s.groups, id),
+            _ => None,
+        };
+        let v = member_object(&member, email.as_deref());
         let list = s.members.get_mut(group).expect("add_member: no such group");
         list.push(v);
         let count = list.len().to_string();
@@ -525,12 +470,14 @@ impl GoogleDouble {
         }
     }
 
-    /// Adds many users at once, as JSON objects already in `users.list` form (benchmarks).
+    /// Adds many users, groups and members at once, as objects built with [`user_object`],
+    /// [`group_object`] and [`member_object`] (benchmarks).
     pub fn load(&self, users: Vec<Value>, groups: Vec<Value>, members: HashMap<String, Vec<Value>>) {
         let mut s = self.state();
         s.users.extend(users);
         s.groups.extend(groups);
         s.members.extend(members);
+        s.changed();
     }
 
     // --- programming it ----------------------------------------------------------------------
@@ -628,6 +575,98 @@ impl GoogleDouble {
     pub fn assertions(&self) -> Vec<Assertion> {
         self.state().assertions.clone()
     }
+}
+
+/// A user as `users.list` returns it (`projection=basic`); deleted users carry `deletionTime`.
+pub fn user_object(id: &str, user: &GUser) -> Value {
+    let local = user.email.split('@').next().unwrap_or_default();
+    let mut chars = local.chars();
+    let first = chars
+        .next()
+        .map(|c| c.to_uppercase().collect::<String>())
+        .unwrap_or_default();
+    let (given, family) = (format!("{first}{}", chars.as_str()), "Example");
+    let mut v = json!({
+        "kind": "admin#directory#user",
+        "id": id,
+        "etag": format!("\"etag-{id}\""),
+        "primaryEmail": user.email,
+        "name": {"givenName": given, "familyName": family, "fullName": format!("{given} {family}")},
+        "isAdmin": user.admin,
+        "isDelegatedAdmin": false,
+        "lastLoginTime": "2026-06-30T08:12:45.000Z",
+        "creationTime": "2021-03-04T10:00:00.000Z",
+        "agreedToTerms": true,
+        "suspended": user.suspended,
+        "archived": user.archived,
+        "changePasswordAtNextLogin": false,
+        "ipWhitelisted": false,
+        "emails": [{"address": user.email, "primary": true}],
+        "customerId": CUSTOMER_ID,
+        "orgUnitPath": user.org_unit,
+        "isMailboxSetup": true,
+        "isEnrolledIn2Sv": false,
+        "isEnforcedIn2Sv": false,
+        "includeInGlobalAddressList": true
+    });
+    if user.no_emails {
+        v.as_object_mut().expect("an object").remove("emails");
+    }
+    if user.deleted {
+        v["deletionTime"] = json!("2026-07-01T09:30:00.000Z");
+    }
+    v
+}
+
+/// A group as `groups.list` returns it.
+pub fn group_object(id: &str, name: &str, email: &str, members: usize) -> Value {
+    json!({
+        "kind": "admin#directory#group",
+        "id": id,
+        "etag": format!("\"etag-{id}\""),
+        "email": email,
+        "name": name,
+        "directMembersCount": members.to_string(),
+        "description": "",
+        "adminCreated": true
+    })
+}
+
+/// A member as `members.list` returns it; `email` is the user's or group's address.
+pub fn member_object(member: &GMember, email: Option<&str>) -> Value {
+    let base = |id: &str, kind: &str| {
+        json!({"kind": "admin#directory#member", "etag": format!("\"m-{id}\""), "id": id,
+            "role": "MEMBER", "type": kind})
+    };
+    let mut v = match member {
+        GMember::User { id, status } => {
+            let mut v = base(id, "USER");
+            if let Some(status) = status {
+                v["status"] = json!(status);
+            }
+            v
+        }
+        GMember::Group { id } => {
+            let mut v = base(id, "GROUP");
+            v["status"] = json!("ACTIVE");
+            v
+        }
+        GMember::Customer => {
+            let mut v = base(CUSTOMER_ID, "CUSTOMER");
+            v["status"] = json!("ACTIVE");
+            v
+        }
+        GMember::External { email } => {
+            let mut v = base(&format!("ext-{email}"), "EXTERNAL");
+            v["email"] = json!(email);
+            v["status"] = json!("ACTIVE");
+            v
+        }
+    };
+    if let Some(email) = email {
+        v["email"] = json!(email);
+    }
+    v
 }
 
 fn route_of(request: &Request) -> Option<&'static str> {
@@ -788,63 +827,6 @@ impl State {
         };
         let size = size.min(cap);
 
-        let items: Vec<&Value> = match route {
-            route::MEMBERS => {
-                let key = request.url.path().rsplit('/').nth(1).unwrap_or_default();
-                let key = percent_decode(key);
-                let Some(group) = self
-                    .groups
-                    .iter()
-                    .find(|g| g["id"] == key.as_str() || g["email"] == key.as_str())
-                else {
-                    return api_error(404, "Resource Not Found: groupKey", "notFound", "NOT_FOUND");
-                };
-                let id = group["id"].as_str().unwrap_or_default();
-                self.members.get(id).map(|m| m.iter().collect()).unwrap_or_default()
-            }
-            _ => {
-                let domain = param("domain");
-                match (param("customer"), &domain) {
-                    (None, None) => return bad_request(),
-                    (Some(c), _) if c != "my_customer" && c != CUSTOMER_ID => return bad_request(),
-                    _ => {}
-                }
-                if let Some(d) = &domain
-                    && d != DOMAIN
-                    && d != OTHER_DOMAIN
-                {
-                    return not_authorized();
-                }
-                let in_domain = |email: &Value| {
-                    domain
-                        .as_ref()
-                        .is_none_or(|d| email.as_str().is_some_and(|e| e.ends_with(&format!("@{d}"))))
-                };
-                let query = param("query");
-                if route == route::GROUPS {
-                    let Some(matches) = group_query(query.as_deref()) else {
-                        return api_error(400, "Invalid Input", "invalid", "INVALID_ARGUMENT");
-                    };
-                    self.groups
-                        .iter()
-                        .filter(|g| in_domain(&g["email"]) && matches(g))
-                        .collect()
-                } else {
-                    let Some(matches) = user_query(query.as_deref()) else {
-                        return api_error(400, "Invalid Input", "invalid", "INVALID_ARGUMENT");
-                    };
-                    let list = if route == route::DELETED_USERS {
-                        &self.deleted
-                    } else {
-                        &self.users
-                    };
-                    list.iter()
-                        .filter(|u| in_domain(&u["primaryEmail"]) && matches(u))
-                        .collect()
-                }
-            }
-        };
-
         // Page tokens are valid only with otherwise identical parameters.
         let mut others: Vec<String> = params
             .iter()
@@ -852,15 +834,42 @@ impl State {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         others.sort();
-        let tag = format!("{:08x}", fnv(&format!("{}|{}", request.url.path(), others.join("&"))));
-        let inner = match param("pageToken") {
+        let listing = format!("{}|{}", request.url.path(), others.join("&"));
+        let tag = format!("{:08x}", fnv(&listing));
+        let selection = match param("fields").map(|f| parse_fields(&f)) {
             None => None,
-            Some(t) => match t.strip_prefix(&tag) {
-                Some(inner) => Some(inner.to_string()),
-                None => return api_error(400, "Invalid page token", "invalid", "INVALID_ARGUMENT"),
-            },
+            Some(Some(selection)) => Some(selection),
+            Some(None) => return api_error(400, "Invalid field selection", "invalidParameter", "INVALID_ARGUMENT"),
         };
-        let Ok((slice, next)) = page(&items, size, inner.as_deref()) else {
+
+        // The items of the list: a group's members, or the users / groups the parameters select
+        // (computed once per listing: every page of it asks the same).
+        let items: Vec<&Value> = match route {
+            route::MEMBERS => {
+                let key = request.url.path().rsplit('/').nth(1).unwrap_or_default();
+                let Some(&at) = self.group_index.get(&percent_decode(key)) else {
+                    return api_error(404, "Resource Not Found: groupKey", "notFound", "NOT_FOUND");
+                };
+                let id = self.groups[at]["id"].as_str().unwrap_or_default();
+                self.members.get(id).map(|m| m.iter().collect()).unwrap_or_default()
+            }
+            _ => {
+                if !self.listings.contains_key(&listing) {
+                    match self.select_listing(route, &param("domain"), &param("customer"), &param("query")) {
+                        Ok(positions) => self.listings.insert(listing.clone(), positions),
+                        Err(answer) => return answer,
+                    };
+                }
+                let source = match route {
+                    route::GROUPS => &self.groups,
+                    route::DELETED_USERS => &self.deleted,
+                    _ => &self.users,
+                };
+                self.listings[&listing].iter().map(|&i| &source[i]).collect()
+            }
+        };
+        let Some((slice, next)) = strip_tag(param("pageToken"), &tag).and_then(|t| page(&items, size, t.as_deref()).ok())
+        else {
             return api_error(400, "Invalid page token", "invalid", "INVALID_ARGUMENT");
         };
         let (kind, list_key) = match route {
@@ -868,26 +877,96 @@ impl State {
             route::GROUPS => ("admin#directory#groups", "groups"),
             _ => ("admin#directory#users", "users"),
         };
+        // The envelope, then the partial response: only what `fields` names (everything without).
+        let wanted = |key: &str| -> Option<Option<&Selection>> {
+            match &selection {
+                None => Some(None),
+                Some(sel) => sel.0.iter().find(|(k, _)| k == key).map(|(_, sub)| sub.as_ref()),
+            }
+        };
         let mut body = Map::new();
-        body.insert("kind".into(), json!(kind));
-        body.insert("etag".into(), json!("\"page-etag\""));
-        if !slice.is_empty() {
-            body.insert(
-                list_key.into(),
-                Value::Array(slice.iter().map(|v| (*v).clone()).collect()),
-            );
+        if wanted("kind").is_some() {
+            body.insert("kind".into(), json!(kind));
         }
-        if let Some(next) = next {
+        if wanted("etag").is_some() {
+            body.insert("etag".into(), json!("\"page-etag\""));
+        }
+        if let Some(sub) = wanted(list_key)
+            && !slice.is_empty()
+        {
+            let list = slice
+                .iter()
+                .map(|v| match sub {
+                    Some(sub) => select(v, sub),
+                    None => (*v).clone(),
+                })
+                .collect();
+            body.insert(list_key.into(), Value::Array(list));
+        }
+        if let Some(next) = next
+            && wanted("nextPageToken").is_some()
+        {
             body.insert("nextPageToken".into(), json!(format!("{tag}{next}")));
         }
-        let mut body = Value::Object(body);
-        if let Some(fields) = param("fields") {
-            match parse_fields(&fields) {
-                Some(selection) => body = select(&body, &selection),
-                None => return api_error(400, "Invalid field selection", "invalidParameter", "INVALID_ARGUMENT"),
-            }
-        }
+        let body = Value::Object(body);
         json_response(200, body)
+    }
+
+    /// Positions of the users (or groups) a listing's `domain`, `customer` and `query` select,
+    /// or the answer refusing them.
+    fn select_listing(
+        &self,
+        route: &str,
+        domain: &Option<String>,
+        customer: &Option<String>,
+        query: &Option<String>,
+    ) -> Result<Vec<usize>, ResponseTemplate> {
+        match (customer, domain) {
+            (None, None) => return Err(bad_request()),
+            (Some(c), _) if c != "my_customer" && c != CUSTOMER_ID => return Err(bad_request()),
+            _ => {}
+        }
+        if let Some(d) = domain
+            && d != DOMAIN
+            && d != OTHER_DOMAIN
+        {
+            return Err(not_authorized());
+        }
+        // `domain` restricts the answer to that domain, with or without `customer`.
+        let suffix = domain.as_ref().map(|d| format!("@{d}"));
+        let in_domain = |email: &Value| {
+            suffix
+                .as_ref()
+                .is_none_or(|s| email.as_str().is_some_and(|e| e.ends_with(s.as_str())))
+        };
+        let invalid = || api_error(400, "Invalid Input", "invalid", "INVALID_ARGUMENT");
+        let (list, email_key, matches) = match route {
+            route::GROUPS => (&self.groups, "email", group_query(query.as_deref()).ok_or_else(invalid)?),
+            route::DELETED_USERS => (&self.deleted, "primaryEmail", user_query(query.as_deref()).ok_or_else(invalid)?),
+            _ => (&self.users, "primaryEmail", user_query(query.as_deref()).ok_or_else(invalid)?),
+        };
+        Ok(list
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| in_domain(&v[email_key]) && matches(v))
+            .map(|(i, _)| i)
+            .collect())
+    }
+
+    /// Forgets the listings computed so far (the directory changed).
+    fn changed(&mut self) {
+        self.listings.clear();
+        self.group_index = self
+            .groups
+            .iter()
+            .enumerate()
+            .flat_map(|(i, g)| {
+                [g["id"].as_str(), g["email"].as_str()]
+                    .into_iter()
+                    .flatten()
+                    .map(move |k| (k.to_string(), i))
+            })
+            .collect();
     }
 
     fn token(&mut self, request: &Request) -> ResponseTemplate {
@@ -1097,6 +1176,15 @@ fn select(value: &Value, selection: &Selection) -> Value {
             Value::Object(out)
         }
         other => other.clone(),
+    }
+}
+
+/// The double's own page token inside a `pageToken` made for `tag` (`Some(None)` on the first
+/// page; `None` for a token of another listing).
+fn strip_tag(token: Option<String>, tag: &str) -> Option<Option<String>> {
+    match token {
+        None => Some(None),
+        Some(t) => t.strip_prefix(tag).map(|inner| Some(inner.to_string())),
     }
 }
 
