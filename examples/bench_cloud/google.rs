@@ -53,12 +53,11 @@ pub async fn start(company: &Company, latency: Duration) -> Box<dyn Served> {
                 )
             })
             .collect();
-        list.extend(team.children.iter().map(|&c| {
-            member_object(
-                &GMember::group(&group_id(c)),
-                Some(&format!("team-{c:04}@{DOMAIN}")),
-            )
-        }));
+        list.extend(
+            team.children
+                .iter()
+                .map(|&c| member_object(&GMember::group(&group_id(c)), Some(&format!("team-{c:04}@{DOMAIN}")))),
+        );
         groups.push(group_object(&id, &team.name, &email, list.len()));
         members.insert(id, list);
     }

@@ -12,12 +12,12 @@
 #[path = "../../tests/support/double.rs"]
 #[allow(dead_code)]
 mod double;
-#[path = "../../tests/support/secrets.rs"]
-#[allow(dead_code)]
-mod secrets;
 #[path = "../../tests/support/google.rs"]
 #[allow(dead_code)]
 mod google_double;
+#[path = "../../tests/support/secrets.rs"]
+#[allow(dead_code)]
+mod secrets;
 
 mod company;
 mod google;

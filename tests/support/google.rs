@@ -857,7 +857,7 @@ impl State {
                 if !self.listings.contains_key(&listing) {
                     match self.select_listing(route, &param("domain"), &param("customer"), &param("query")) {
                         Ok(positions) => self.listings.insert(listing.clone(), positions),
-                        Err(answer) => return answer,
+                        Err(answer) => return *answer,
                     };
                 }
                 let source = match route {
@@ -868,7 +868,8 @@ impl State {
                 self.listings[&listing].iter().map(|&i| &source[i]).collect()
             }
         };
-        let Some((slice, next)) = strip_tag(param("pageToken"), &tag).and_then(|t| page(&items, size, t.as_deref()).ok())
+        let Some((slice, next)) =
+            strip_tag(param("pageToken"), &tag).and_then(|t| page(&items, size, t.as_deref()).ok())
         else {
             return api_error(400, "Invalid page token", "invalid", "INVALID_ARGUMENT");
         };
@@ -920,17 +921,17 @@ impl State {
         domain: &Option<String>,
         customer: &Option<String>,
         query: &Option<String>,
-    ) -> Result<Vec<usize>, ResponseTemplate> {
+    ) -> Result<Vec<usize>, Box<ResponseTemplate>> {
         match (customer, domain) {
-            (None, None) => return Err(bad_request()),
-            (Some(c), _) if c != "my_customer" && c != CUSTOMER_ID => return Err(bad_request()),
+            (None, None) => return Err(Box::new(bad_request())),
+            (Some(c), _) if c != "my_customer" && c != CUSTOMER_ID => return Err(Box::new(bad_request())),
             _ => {}
         }
         if let Some(d) = domain
             && d != DOMAIN
             && d != OTHER_DOMAIN
         {
-            return Err(not_authorized());
+            return Err(Box::new(not_authorized()));
         }
         // `domain` restricts the answer to that domain, with or without `customer`.
         let suffix = domain.as_ref().map(|d| format!("@{d}"));
@@ -939,11 +940,23 @@ impl State {
                 .as_ref()
                 .is_none_or(|s| email.as_str().is_some_and(|e| e.ends_with(s.as_str())))
         };
-        let invalid = || api_error(400, "Invalid Input", "invalid", "INVALID_ARGUMENT");
+        let invalid = || Box::new(api_error(400, "Invalid Input", "invalid", "INVALID_ARGUMENT"));
         let (list, email_key, matches) = match route {
-            route::GROUPS => (&self.groups, "email", group_query(query.as_deref()).ok_or_else(invalid)?),
-            route::DELETED_USERS => (&self.deleted, "primaryEmail", user_query(query.as_deref()).ok_or_else(invalid)?),
-            _ => (&self.users, "primaryEmail", user_query(query.as_deref()).ok_or_else(invalid)?),
+            route::GROUPS => (
+                &self.groups,
+                "email",
+                group_query(query.as_deref()).ok_or_else(invalid)?,
+            ),
+            route::DELETED_USERS => (
+                &self.deleted,
+                "primaryEmail",
+                user_query(query.as_deref()).ok_or_else(invalid)?,
+            ),
+            _ => (
+                &self.users,
+                "primaryEmail",
+                user_query(query.as_deref()).ok_or_else(invalid)?,
+            ),
         };
         Ok(list
             .iter()
@@ -1072,11 +1085,14 @@ impl State {
 }
 
 /// The users a (small subset of the) user search syntax keeps; `None` for a query it cannot read.
-fn user_query(query: Option<&str>) -> Option<Box<dyn Fn(&Value) -> bool>> {
+/// Whether a user or group matches a search.
+type Matcher = Box<dyn Fn(&Value) -> bool>;
+
+fn user_query(query: Option<&str>) -> Option<Matcher> {
     let Some(query) = query.map(str::trim).filter(|q| !q.is_empty()) else {
         return Some(Box::new(|_| true));
     };
-    let mut tests: Vec<Box<dyn Fn(&Value) -> bool>> = Vec::new();
+    let mut tests: Vec<Matcher> = Vec::new();
     for term in query.split_whitespace() {
         if let Some(v) = term.strip_prefix("orgUnitPath=") {
             let path = v.trim_matches('\'').to_string();
@@ -1100,7 +1116,7 @@ fn user_query(query: Option<&str>) -> Option<Box<dyn Fn(&Value) -> bool>> {
 }
 
 /// The groups a (small subset of the) group search syntax keeps.
-fn group_query(query: Option<&str>) -> Option<Box<dyn Fn(&Value) -> bool>> {
+fn group_query(query: Option<&str>) -> Option<Matcher> {
     let Some(query) = query.map(str::trim).filter(|q| !q.is_empty()) else {
         return Some(Box::new(|_| true));
     };

@@ -223,7 +223,7 @@ pub struct Client {
     account: ServiceAccount,
     admin_email: String,
     /// `<apiUrl>/admin/directory/v1`.
-    api: String,
+    api: reqwest::Url,
 }
 
 impl fmt::Debug for Client {
@@ -242,13 +242,21 @@ pub trait Page: DeserializeOwned {
 }
 
 impl Client {
+    /// A client acting as `admin_email`; `api_url` is `https://admin.googleapis.com` or its
+    /// override (`InvalidSpec` unless https, or http on a loopback host).
     pub fn new(account: ServiceAccount, admin_email: &str, api_url: &str, retry: RetryPolicy) -> Result<Client, Error> {
+        let mut api = check_url(api_url, &["https"], &["http"]).map_err(|m| Error::invalid(URL_FIELD, m))?;
+        api.path_segments_mut()
+            .map_err(|_| Error::invalid(URL_FIELD, "must be an https:// URL"))?
+            .pop_if_empty()
+            .extend(["admin", "directory", "v1"]);
         let scrubber = Scrubber::new([account.pem.clone()]);
         let http = HttpClient::new(
             SIDE,
             HttpOptions {
                 request_timeout: retry.budget,
                 retry,
+                // No CA setting for Google: a TLS problem points at apiUrl.
                 ..HttpOptions::new(URL_FIELD, URL_FIELD)
             },
             scrubber.clone(),
@@ -259,21 +267,16 @@ impl Client {
             tokens: TokenCache::new(TOKEN_RENEW_MARGIN, scrubber),
             account,
             admin_email: admin_email.trim().to_string(),
-            api: format!("{}/admin/directory/v1", api_url.trim().trim_end_matches('/')),
+            api,
         })
     }
 
-    /// `<apiUrl>/admin/directory/v1/<path>`.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}/{path}", self.api)
-    }
-
-    /// The URL of a group's member list (the group id as one path segment).
-    pub fn members_url(&self, group_id: &str) -> String {
-        let mut url = reqwest::Url::parse(&self.api).expect("the API URL was checked");
-        url.path_segments_mut()
-            .expect("an http(s) URL")
-            .extend(["groups", group_id, "members"]);
+    /// `<apiUrl>/admin/directory/v1/<segments>`, each segment escaped.
+    pub fn url(&self, segments: &[&str]) -> String {
+        let mut url = self.api.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.extend(segments);
+        }
         url.to_string()
     }
 
@@ -579,6 +582,46 @@ mod tests {
         assert_eq!(delays, [1, 2, 4, 8, 16]);
         assert!(default_retry().jitter);
         assert!(default_retry().delays().all(|d| d <= Duration::from_secs(64)));
+    }
+
+    fn fixture(name: &str) -> &'static str {
+        let text = match name {
+            "private" => include_str!("../../../tests/support/google-keys/service-account.pem"),
+            _ => include_str!("../../../tests/support/google-keys/service-account.pub.pem"),
+        };
+        &text[text.find("-----BEGIN").unwrap()..]
+    }
+
+    #[test]
+    fn the_assertion_is_an_rs256_jwt_for_the_admin_with_the_scopes_for_an_hour() {
+        let key = serde_json::json!({"type": "service_account", "client_email": "sa@p.iam.gserviceaccount.com",
+            "client_id": "123", "private_key_id": "kid-1", "private_key": fixture("private"),
+            "token_uri": "https://oauth2.googleapis.com/token"});
+        let account = ServiceAccount::from_key_file(&key.to_string(), "Secret \"s\" key \"k\"").unwrap();
+        assert!(!format!("{account:?}").contains("PRIVATE"), "Debug shows no key");
+        let jwt = account.assertion("admin@corp.example", 1_700_000_000).unwrap();
+        let header = jsonwebtoken::decode_header(&jwt).unwrap();
+        assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::RS256, Some("kid-1")));
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.set_audience(&["https://oauth2.googleapis.com/token"]);
+        let public = jsonwebtoken::DecodingKey::from_rsa_pem(fixture("public").as_bytes()).unwrap();
+        let claims = jsonwebtoken::decode::<serde_json::Value>(&jwt, &public, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(
+            claims,
+            serde_json::json!({"iss": "sa@p.iam.gserviceaccount.com", "sub": "admin@corp.example",
+                "scope": SCOPES.join(" "), "aud": "https://oauth2.googleapis.com/token",
+                "iat": 1_700_000_000, "exp": 1_700_003_600})
+        );
+        // Without token_uri: Google's endpoint. A plain-http token_uri off loopback is refused.
+        let mut key = key;
+        key.as_object_mut().unwrap().remove("token_uri");
+        let account = ServiceAccount::from_key_file(&key.to_string(), "s").unwrap();
+        assert_eq!(account.token_uri, DEFAULT_TOKEN_URI);
+        key["token_uri"] = serde_json::json!("http://oauth2.example.net/token");
+        assert!(ServiceAccount::from_key_file(&key.to_string(), "s").is_err());
     }
 
     #[test]

@@ -100,11 +100,14 @@ impl GoogleSource {
         let mut errors = FieldErrors::default();
         settings.validate(&mut errors);
         errors.into_result().map_err(Error::InvalidSpec)?;
-        let parse = |f: &Option<String>| CloudFilter::parse(f.as_deref().unwrap_or_default(), &[]);
-        let (Ok(user_filter), Ok(group_filter)) = (parse(&settings.user_filter), parse(&settings.group_filter)) else {
-            unreachable!("filters were validated");
+        let parse = |field: &str, f: &Option<String>| {
+            CloudFilter::parse(f.as_deref().unwrap_or_default(), &[])
+                .map_err(|m| Error::invalid(&format!("{P}.{field}"), m))
         };
-        let scope = account_scope(settings).expect("validated: domain or customer is set");
+        let user_filter = parse("userFilter", &settings.user_filter)?;
+        let group_filter = parse("groupFilter", &settings.group_filter)?;
+        let scope =
+            account_scope(settings).ok_or_else(|| Error::invalid(&format!("{P}.domain"), "set domain or customer"))?;
         let api_url = settings.api_url.as_deref().unwrap_or(client::DEFAULT_API_URL);
         check_url(api_url, &["https"], &["http"]).map_err(|m| Error::invalid(&format!("{P}.apiUrl"), m))?;
 
@@ -124,7 +127,7 @@ impl GoogleSource {
 
     /// Both user listings: the normal one, then the deleted users.
     async fn read_users(&self) -> Result<Users, Error> {
-        let url = self.client.url("users");
+        let url = self.client.url(&["users"]);
         let (scope, value) = (self.scope.0, self.scope.1.as_str());
         let mut query = vec![(scope, value), ("maxResults", USERS_PAGE_SIZE), ("fields", USER_FIELDS)];
         if let Some(q) = &self.user_filter.query {
@@ -153,7 +156,7 @@ impl GoogleSource {
     /// The groups the group filter keeps, each with its direct members (a few groups' member
     /// lists at a time).
     async fn read_groups(&self) -> Result<Vec<(WireGroup, Members)>, Error> {
-        let url = self.client.url("groups");
+        let url = self.client.url(&["groups"]);
         let (scope, value) = (self.scope.0, self.scope.1.as_str());
         let mut query = vec![
             (scope, value),
@@ -181,7 +184,7 @@ impl GoogleSource {
     }
 
     async fn read_members(&self, group: WireGroup) -> Result<(WireGroup, Members), Error> {
-        let url = self.client.members_url(&group.id);
+        let url = self.client.url(&["groups", &group.id, "members"]);
         let query = [("maxResults", MEMBERS_PAGE_SIZE), ("fields", MEMBER_FIELDS)];
         let what = format!("the members of group {:?} ({})", group.name, group.id);
         let mut members = Members::default();
