@@ -12,13 +12,15 @@
 #[path = "../../tests/support/double.rs"]
 #[allow(dead_code)]
 mod double;
+#[path = "../../tests/support/google.rs"]
+#[allow(dead_code)]
+mod google_double;
 #[path = "../../tests/support/secrets.rs"]
 #[allow(dead_code)]
 mod secrets;
 
-// Used by the provider modules (remove the allow once one is added).
-#[allow(dead_code)]
 mod company;
+mod google;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -73,12 +75,10 @@ fn usage(problem: &str) -> ! {
     std::process::exit(2)
 }
 
-// One arm per provider (remove the allow once one is added).
-#[allow(clippy::match_single_binding)]
 async fn start(provider: &str, company: &Company, latency: Duration) -> Box<dyn Served> {
-    let _ = (company, latency);
     match provider {
         // One arm per provider: "entraId" => entra::start(company, latency).await,
+        "googleWorkspace" => google::start(company, latency).await,
         other => usage(&format!("unknown provider {other}")),
     }
 }

@@ -226,17 +226,30 @@ pub struct EntraCredentialsRef {
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GoogleWorkspaceSource {
-    pub domain: String,
+    /// The domain whose users and groups are read (`domain=` on each list). When `customer` is
+    /// set too, the domain still decides, as in Directory Connector: set only `customer` to read
+    /// every domain of the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// The customer id (Admin console → Account → Account settings) or `my_customer`: reads
+    /// every domain of the account. Used when `domain` is not set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer: Option<String>,
-    /// The admin user the service account impersonates (domain-wide delegation).
+    /// The admin user the service account impersonates (domain-wide delegation); it needs
+    /// read access to users and groups.
     pub admin_email: String,
+    /// The service account's JSON key file, whole, in one Secret key.
     pub service_account_key_secret_ref: SecretKeyRef,
+    /// `include:a,b` or `exclude:a,b` (users by primary email), optionally followed by `|` and
+    /// a Directory API user query (`orgUnitPath='/Staff'`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_filter: Option<String>,
+    /// `include:a,b` or `exclude:a,b` (groups by name), optionally followed by `|` and a
+    /// Directory API group query.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_filter: Option<String>,
-    /// Override of `https://admin.googleapis.com`.
+    /// Override of `https://admin.googleapis.com` (the API is at
+    /// `<apiUrl>/admin/directory/v1`). The token endpoint is the key file's `token_uri`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
 }

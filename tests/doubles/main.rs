@@ -11,3 +11,4 @@ mod collections;
 mod crd;
 mod engine;
 mod examples;
+mod google;

@@ -7,6 +7,7 @@ pub mod bitwarden;
 pub mod cli;
 pub mod double;
 pub mod flows;
+pub mod google;
 pub mod kube;
 pub mod raw;
 pub mod samba;
