@@ -179,6 +179,8 @@ pub struct Org {
     throttled: HashMap<&'static str, usize>,
     broken: HashMap<&'static str, (usize, BrokenLink)>,
     served_pages: HashMap<&'static str, usize>,
+    /// Every next link sent, by route.
+    next_links: Vec<(&'static str, String)>,
 }
 
 /// The double: an Okta org at `http://127.0.0.1:<port>`.
@@ -233,11 +235,15 @@ impl Failure {
 
     /// 429 `E0000047` whose window ends `reset_in` seconds from now, with Okta's headers.
     pub fn okta_rate_limited(reset_in: u64) -> Failure {
-        Failure::okta(429, "E0000047", "API call exceeded rate limit due to too many requests.")
-            .header("x-rate-limit-limit", "600")
-            .header("x-rate-limit-remaining", "0")
-            .header("x-rate-limit-reset", &(now_epoch() + reset_in).to_string())
-            .header("date", &http_date())
+        Failure::okta(
+            429,
+            "E0000047",
+            "API call exceeded rate limit due to too many requests.",
+        )
+        .header("x-rate-limit-limit", "600")
+        .header("x-rate-limit-remaining", "0")
+        .header("x-rate-limit-reset", &(now_epoch() + reset_in).to_string())
+        .header("date", &http_date())
     }
 }
 
@@ -279,6 +285,7 @@ impl OktaDouble {
             throttled: HashMap::new(),
             broken: HashMap::new(),
             served_pages: HashMap::new(),
+            next_links: Vec::new(),
         };
         let double = HttpDouble::start(org, route, Org::handle).await;
         double.state().base = double.uri();
@@ -374,7 +381,11 @@ impl OktaDouble {
     /// Adds a member (a membership change: `lastMembershipUpdated` now).
     pub fn add_member(&self, group: &str, user: &str) {
         let mut org = self.state();
-        let g = org.groups.iter_mut().find(|g| g.id == group).expect("a group of the double");
+        let g = org
+            .groups
+            .iter_mut()
+            .find(|g| g.id == group)
+            .expect("a group of the double");
         g.members.push(user.to_string());
         g.last_membership_updated = okta_now();
     }
@@ -382,7 +393,11 @@ impl OktaDouble {
     /// Renames a group (a profile change: `lastUpdated` now).
     pub fn rename_group(&self, group: &str, name: &str) {
         let mut org = self.state();
-        let g = org.groups.iter_mut().find(|g| g.id == group).expect("a group of the double");
+        let g = org
+            .groups
+            .iter_mut()
+            .find(|g| g.id == group)
+            .expect("a group of the double");
         g.name = name.to_string();
         g.last_updated = okta_now();
     }
@@ -476,6 +491,21 @@ impl OktaDouble {
         self.double.fail_after(route, ok, times, failure);
     }
 
+    /// Drops the programmed failures not yet used.
+    pub fn clear_failures(&self) {
+        self.double.clear_failures();
+    }
+
+    /// Every `rel="next"` link the double sent on `route`, in order.
+    pub fn next_links(&self, route: &str) -> Vec<String> {
+        self.state()
+            .next_links
+            .iter()
+            .filter(|(r, _)| *r == route)
+            .map(|(_, l)| l.clone())
+            .collect()
+    }
+
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.double.requests()
     }
@@ -518,7 +548,11 @@ fn oauth_error(status: u16, error: &str, description: &str) -> ResponseTemplate 
 
 /// The bucket of a route, and the scope it needs.
 fn scope_of(route: &str) -> &'static str {
-    if route == "users" { "okta.users.read" } else { "okta.groups.read" }
+    if route == "users" {
+        "okta.users.read"
+    } else {
+        "okta.groups.read"
+    }
 }
 
 impl Org {
@@ -629,7 +663,7 @@ impl Org {
         if route == "token" {
             return with_headers(self.token(request));
         }
-        if let Err(refusal) = self.authorize(route, request) {
+        if let Some(refusal) = self.refusal(route, request) {
             return with_headers(refusal);
         }
         with_headers(match route {
@@ -639,54 +673,61 @@ impl Org {
         })
     }
 
-    fn authorize(&self, route: &str, request: &Request) -> Result<(), ResponseTemplate> {
+    /// The answer to a request whose credentials may not call `route` (`None`: they may).
+    fn refusal(&self, route: &str, request: &Request) -> Option<ResponseTemplate> {
         let invalid = || okta_error(401, "E0000011", "Invalid token provided");
-        let value = header(request, "authorization").ok_or_else(invalid)?;
+        let Some(value) = header(request, "authorization") else {
+            return Some(invalid());
+        };
         if let Some(token) = value.strip_prefix("SSWS ") {
             if !self.api_tokens.contains(token) {
-                return Err(invalid());
+                return Some(invalid());
             }
             if self.api_token_forbidden {
-                return Err(okta_error(
+                return Some(okta_error(
                     403,
                     "E0000006",
                     "You do not have permission to perform the requested action",
                 ));
             }
-            return Ok(());
+            return None;
         }
-        let token = value.strip_prefix("Bearer ").ok_or_else(invalid)?;
+        let Some(token) = value.strip_prefix("Bearer ") else {
+            return Some(invalid());
+        };
         let Some((scopes, expires)) = self.access_tokens.get(token) else {
-            return Err(invalid().insert_header(
+            return Some(invalid().insert_header(
                 "www-authenticate",
                 "Bearer authorization_uri=\"/oauth2/v1/authorize\", realm=\"IdP\", scope=\"\", error=\"invalid_token\", \
                  error_description=\"The token is not valid.\"",
             ));
         };
         if Instant::now() >= *expires {
-            return Err(invalid().insert_header(
+            return Some(invalid().insert_header(
                 "www-authenticate",
                 "Bearer realm=\"IdP\", error=\"invalid_token\", error_description=\"The token has expired.\"",
             ));
         }
         let needed = scope_of(route);
         if !scopes.iter().any(|s| s == needed) {
-            return Err(okta_error(
-                403,
-                "E0000006",
-                "You do not have permission to perform the requested action",
-            )
-            .insert_header(
-                "www-authenticate",
-                format!(
-                    "Bearer authorization_uri=\"/oauth2/v1/authorize\", realm=\"IdP\", scope=\"{needed}\", \
+            return Some(
+                okta_error(
+                    403,
+                    "E0000006",
+                    "You do not have permission to perform the requested action",
+                )
+                .insert_header(
+                    "www-authenticate",
+                    format!(
+                        "Bearer authorization_uri=\"/oauth2/v1/authorize\", realm=\"IdP\", scope=\"{needed}\", \
                      error=\"insufficient_scope\", error_description=\"The access token provided does not contain \
                      the required scopes.\", resource=\"{}\"",
-                    request.url.path()
+                        request.url.path()
+                    ),
                 ),
-            ));
+            );
         }
-        Ok(())
+        None
     }
 
     fn token(&mut self, request: &Request) -> ResponseTemplate {
@@ -699,7 +740,11 @@ impl Org {
             .collect();
         let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
         if field("grant_type") != "client_credentials" {
-            return oauth_error(400, "unsupported_grant_type", "The authorization grant type is not supported.");
+            return oauth_error(
+                400,
+                "unsupported_grant_type",
+                "The authorization grant type is not supported.",
+            );
         }
         if field("client_assertion_type") != ASSERTION_TYPE {
             return oauth_error(401, "invalid_client", "client_assertion_type is invalid.");
@@ -711,14 +756,22 @@ impl Org {
         };
         let jti = claims["jti"].as_str().unwrap_or_default().to_string();
         if !self.used_jtis.insert(jti) {
-            return oauth_error(401, "invalid_client", "The client_assertion token has already been used.");
+            return oauth_error(
+                401,
+                "invalid_client",
+                "The client_assertion token has already been used.",
+            );
         }
         let app = self.app.as_ref().expect("checked");
         let asked: Vec<String> = field("scope").split_whitespace().map(str::to_string).collect();
         let refused: Vec<&String> = asked.iter().filter(|s| !app.scopes.contains(s)).collect();
         if asked.is_empty() || !refused.is_empty() {
             let list = refused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
-            return oauth_error(400, "invalid_scope", &format!("The following scopes are not allowed: {list}"));
+            return oauth_error(
+                400,
+                "invalid_scope",
+                &format!("The following scopes are not allowed: {list}"),
+            );
         }
         if app.dpop && header(request, "dpop").is_none() {
             return oauth_error(400, "invalid_dpop_proof", "The DPoP proof JWT header is missing.");
@@ -750,7 +803,9 @@ impl Org {
             return Err("The client_assertion token is malformed.".into());
         };
         let decode = |p: &str| -> Result<Value, String> {
-            let bytes = URL_SAFE_NO_PAD.decode(p).map_err(|_| "The client_assertion token is malformed.")?;
+            let bytes = URL_SAFE_NO_PAD
+                .decode(p)
+                .map_err(|_| "The client_assertion token is malformed.")?;
             serde_json::from_slice(&bytes).map_err(|_| "The client_assertion token is malformed.".into())
         };
         let (header, claims) = (decode(h)?, decode(c)?);
@@ -791,7 +846,9 @@ impl Org {
             return Err(format!("The audience claim for client_assertion must be '{audience}'."));
         }
         let now = now_epoch() as i64;
-        let exp = claims["exp"].as_i64().ok_or("The client_assertion token has no expiration.")?;
+        let exp = claims["exp"]
+            .as_i64()
+            .ok_or("The client_assertion token has no expiration.")?;
         if exp <= now {
             return Err("The client_assertion token is expired.".into());
         }
@@ -831,8 +888,16 @@ impl Org {
             .filter(|u| matcher.matches(&user_attributes(u)))
             .map(|u| (u.id.as_str(), u.json.as_str()))
             .collect();
-        let pager = pager(&self.base, self.page_limit, &mut self.served_pages, &self.broken, "users");
-        page(pager, request, &items, 200, 200)
+        let pager = pager(
+            &self.base,
+            self.page_limit,
+            &mut self.served_pages,
+            &self.broken,
+            "users",
+        );
+        let (t, next) = page(pager, request, &items, 200, 200);
+        self.next_links.extend(next.map(|n| ("users", n)));
+        t
     }
 
     fn groups(&mut self, request: &Request) -> ResponseTemplate {
@@ -858,8 +923,16 @@ impl Org {
             .map(|g| (g.id.clone(), self.group_json(g)))
             .collect();
         let items: Vec<(&str, &str)> = rendered.iter().map(|(i, j)| (i.as_str(), j.as_str())).collect();
-        let pager = pager(&self.base, self.page_limit, &mut self.served_pages, &self.broken, "groups");
-        page(pager, request, &items, 10_000, 10_000)
+        let pager = pager(
+            &self.base,
+            self.page_limit,
+            &mut self.served_pages,
+            &self.broken,
+            "groups",
+        );
+        let (t, next) = page(pager, request, &items, 10_000, 10_000);
+        self.next_links.extend(next.map(|n| ("groups", n)));
+        t
     }
 
     fn members(&mut self, request: &Request) -> ResponseTemplate {
@@ -869,7 +942,11 @@ impl Org {
             .trim_start_matches("/api/v1/groups/")
             .trim_end_matches("/users");
         let Some(g) = self.groups.iter().position(|g| g.id == id) else {
-            return okta_error(404, "E0000007", &format!("Not found: Resource not found: {id} (UserGroup)"));
+            return okta_error(
+                404,
+                "E0000007",
+                &format!("Not found: Resource not found: {id} (UserGroup)"),
+            );
         };
         let mut ids: Vec<usize> = self.groups[g]
             .members
@@ -878,12 +955,20 @@ impl Org {
             .collect();
         ids.sort_unstable();
         ids.dedup();
-        let pager = pager(&self.base, self.page_limit, &mut self.served_pages, &self.broken, "members");
+        let pager = pager(
+            &self.base,
+            self.page_limit,
+            &mut self.served_pages,
+            &self.broken,
+            "members",
+        );
         let items: Vec<(&str, &str)> = ids
             .into_iter()
             .map(|i| (self.users[i].id.as_str(), self.users[i].json.as_str()))
             .collect();
-        page(pager, request, &items, 1000, usize::MAX)
+        let (t, next) = page(pager, request, &items, 1000, usize::MAX);
+        self.next_links.extend(next.map(|n| ("members", n)));
+        t
     }
 }
 
@@ -907,18 +992,27 @@ fn pager<'a>(
     Pager {
         base,
         page_limit,
-        broken: broken.get(route).filter(|(pages, _)| *served > *pages).map(|(_, how)| *how),
+        broken: broken
+            .get(route)
+            .filter(|(pages, _)| *served > *pages)
+            .map(|(_, how)| *how),
     }
 }
 
 /// One page of `items` (id, JSON; sorted by id) after the `after` cursor, with `Link` headers:
 /// `self`, and `next` while more remain.
-fn page(pager: Pager<'_>, request: &Request, items: &[(&str, &str)], default_limit: usize, max_limit: usize) -> ResponseTemplate {
+fn page(
+    pager: Pager<'_>,
+    request: &Request,
+    items: &[(&str, &str)],
+    default_limit: usize,
+    max_limit: usize,
+) -> (ResponseTemplate, Option<String>) {
     let limit = match super::double::query_param(request, "limit") {
         None => default_limit,
         Some(l) => match l.parse::<usize>() {
             Ok(l) if l > 0 => l.min(max_limit),
-            _ => return okta_error(400, "E0000001", "Api validation failed: limit"),
+            _ => return (okta_error(400, "E0000001", "Api validation failed: limit"), None),
         },
     };
     let limit = pager.page_limit.map_or(limit, |p| limit.min(p));
@@ -927,8 +1021,10 @@ fn page(pager: Pager<'_>, request: &Request, items: &[(&str, &str)], default_lim
         Some(after) => match items.iter().position(|(id, _)| *id == after) {
             Some(i) => i + 1,
             // An id cursor of an entry deleted meanwhile: the list goes on after it.
-            None if after.starts_with("00") && after.len() == 20 => items.partition_point(|(id, _)| *id <= after.as_str()),
-            None => return okta_error(400, "E0000001", "Api validation failed: after"),
+            None if after.starts_with("00") && after.len() == 20 => {
+                items.partition_point(|(id, _)| *id <= after.as_str())
+            }
+            None => return (okta_error(400, "E0000001", "Api validation failed: after"), None),
         },
     };
     let end = (start + limit).min(items.len());
@@ -964,8 +1060,9 @@ fn page(pager: Pager<'_>, request: &Request, items: &[(&str, &str)], default_lim
             Some(BrokenLink::Garbage) => "::not a url::".into(),
         };
         t = t.append_header("link", format!("<{next}>; rel=\"next\""));
+        return (t, Some(next));
     }
-    t
+    (t, None)
 }
 
 fn request_target(request: &Request) -> String {
@@ -981,7 +1078,10 @@ fn user_attributes(u: &DUser) -> HashMap<&'static str, String> {
         ("status", u.user.status.clone()),
         ("lastUpdated", u.last_updated.clone()),
         ("profile.login", u.user.login.clone()),
-        ("profile.firstName", u.user.login.split('@').next().unwrap_or_default().to_string()),
+        (
+            "profile.firstName",
+            u.user.login.split('@').next().unwrap_or_default().to_string(),
+        ),
         ("profile.lastName", "Example".to_string()),
     ]);
     if let Some(e) = &u.user.email {
@@ -1018,7 +1118,12 @@ const TIMES: [&str; 2] = ["lastUpdated", "lastMembershipUpdated"];
 enum Expr {
     All,
     NotDeprovisioned,
-    Compare { attr: String, op: String, value: String, ci: bool },
+    Compare {
+        attr: String,
+        op: String,
+        value: String,
+        ci: bool,
+    },
     And(Box<Expr>, Box<Expr>),
     Or(Box<Expr>, Box<Expr>),
 }
@@ -1026,11 +1131,7 @@ enum Expr {
 impl Expr {
     fn parse(text: &str, dialect: Dialect) -> Result<Expr, String> {
         let tokens = tokenize(text)?;
-        let mut p = Parser {
-            tokens,
-            at: 0,
-            dialect,
-        };
+        let mut p = Parser { tokens, at: 0, dialect };
         let e = p.or()?;
         if p.at != p.tokens.len() {
             return Err(format!("unexpected {:?}", p.tokens[p.at]));
@@ -1221,10 +1322,23 @@ impl Parser {
                     && (op == "eq" || (TIMES.contains(&attr) && comparisons.contains(&op)))
             }
             Dialect::UserSearch => {
-                let co = ["profile.firstName", "profile.lastName", "profile.email", "profile.login"];
+                let co = [
+                    "profile.firstName",
+                    "profile.lastName",
+                    "profile.email",
+                    "profile.login",
+                ];
                 let known = attr.starts_with("profile.")
-                    || ["id", "status", "created", "activated", "statusChanged", "lastUpdated", "type.id"]
-                        .contains(&attr);
+                    || [
+                        "id",
+                        "status",
+                        "created",
+                        "activated",
+                        "statusChanged",
+                        "lastUpdated",
+                        "type.id",
+                    ]
+                    .contains(&attr);
                 known
                     && match op {
                         "co" => co.contains(&attr),

@@ -27,9 +27,11 @@ impl SigningKey {
     pub fn from_pem(text: &str) -> Result<SigningKey, String> {
         let text = text.trim();
         if text.starts_with('{') {
-            return Err("holds a JWK, not a PEM key: put the PEM form of the private key in the Secret \
+            return Err(
+                "holds a JWK, not a PEM key: put the PEM form of the private key in the Secret \
                         (Okta's console shows both when it generates a key)"
-                .into());
+                    .into(),
+            );
         }
         let Some((label, der)) = pem_block(text) else {
             return Err("is not a PEM private key (-----BEGIN PRIVATE KEY----- ...)".into());
@@ -39,9 +41,7 @@ impl SigningKey {
             "PRIVATE KEY" => RsaKeyPair::from_pkcs8(&der)
                 .map(SigningKey::Rsa)
                 .or_else(|_| EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng).map(SigningKey::Ec))
-                .map_err(|e| {
-                    format!("is not an RSA (2048 bits or more) or EC P-256 private key that can sign ({e})")
-                }),
+                .map_err(|e| format!("is not an RSA (2048 bits or more) or EC P-256 private key that can sign ({e})")),
             "RSA PRIVATE KEY" => RsaKeyPair::from_der(&der)
                 .map(SigningKey::Rsa)
                 .map_err(|e| format!("is not an RSA private key of 2048 bits or more ({e})")),
@@ -63,10 +63,17 @@ impl SigningKey {
 
     /// A client assertion for `client_id` at the token endpoint `audience`, valid from `now`
     /// for [`ASSERTION_LIFETIME_SECS`], with a fresh `jti`.
-    pub fn assertion(&self, client_id: &str, audience: &str, key_id: Option<&str>, now: Timestamp) -> Result<String, String> {
+    pub fn assertion(
+        &self,
+        client_id: &str,
+        audience: &str,
+        key_id: Option<&str>,
+        now: Timestamp,
+    ) -> Result<String, String> {
         let rng = SystemRandom::new();
         let mut nonce = [0u8; 16];
-        rng.fill(&mut nonce).map_err(|_| "no random numbers for the assertion's jti")?;
+        rng.fill(&mut nonce)
+            .map_err(|_| "no random numbers for the assertion's jti")?;
         let jti: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
         let mut header = json!({"alg": self.algorithm(), "typ": "JWT"});
         if let Some(kid) = key_id {
@@ -139,19 +146,28 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert_eq!(decode(parts[0]), json!({"alg": "RS256", "typ": "JWT", "kid": "k1"}));
         let claims = decode(parts[1]);
-        assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("0oa1"), Some("0oa1")));
+        assert_eq!(
+            (claims["iss"].as_str(), claims["sub"].as_str()),
+            (Some("0oa1"), Some("0oa1"))
+        );
         assert_eq!(claims["aud"], aud);
         assert_eq!(claims["iat"], 1_700_000_000);
         assert_eq!(claims["exp"], 1_700_000_300);
         assert_eq!(claims["jti"].as_str().unwrap().len(), 32);
-        let SigningKey::Rsa(pair) = &key else { panic!("an RSA key") };
+        let SigningKey::Rsa(pair) = &key else {
+            panic!("an RSA key")
+        };
         let public = UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pair.public_key().as_ref());
         let signed = format!("{}.{}", parts[0], parts[1]);
         public
             .verify(signed.as_bytes(), &URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
             .expect("a valid signature");
         let again = key.assertion("0oa1", aud, None, now).unwrap();
-        assert_ne!(decode(again.split('.').nth(1).unwrap())["jti"], claims["jti"], "a fresh jti");
+        assert_ne!(
+            decode(again.split('.').nth(1).unwrap())["jti"],
+            claims["jti"],
+            "a fresh jti"
+        );
         assert_eq!(decode(again.split('.').next().unwrap()).get("kid"), None);
     }
 
@@ -169,7 +185,9 @@ mod tests {
         assert_eq!(key.algorithm(), "ES256");
         let jwt = key.assertion("0oa1", "aud", None, Timestamp::now()).unwrap();
         let (input, sig) = jwt.rsplit_once('.').unwrap();
-        let SigningKey::Ec(pair) = &key else { panic!("an EC key") };
+        let SigningKey::Ec(pair) = &key else {
+            panic!("an EC key")
+        };
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, pair.public_key().as_ref())
             .verify(input.as_bytes(), &URL_SAFE_NO_PAD.decode(sig).unwrap())
             .expect("a valid ES256 signature");
@@ -180,8 +198,13 @@ mod tests {
         let err = |pem: &str| SigningKey::from_pem(pem).unwrap_err();
         assert!(err(r#"{"kty":"RSA","d":"..."}"#).contains("JWK"));
         assert!(err("hello").contains("not a PEM private key"));
-        assert!(err("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----").contains("encrypted"));
+        assert!(
+            err("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----")
+                .contains("encrypted")
+        );
         assert!(err("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----").contains("CERTIFICATE"));
-        assert!(err("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").contains("RSA (2048 bits or more)"));
+        assert!(
+            err("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----").contains("RSA (2048 bits or more)")
+        );
     }
 }

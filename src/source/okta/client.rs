@@ -32,7 +32,7 @@ pub enum Auth {
     /// A service app: access tokens from `<orgUrl>/oauth2/v1/token`.
     ServiceApp {
         client_id: String,
-        key: SigningKey,
+        key: Box<SigningKey>,
         key_id: Option<String>,
         /// Names the Secret key of the private key, for messages.
         source: String,
@@ -307,9 +307,9 @@ impl Client {
                  registered with the app (with the kid in oauth.keyId, if set), and that the app's client \
                  authentication is \"Public key / Private key\""
             ),
-            "invalid_scope" => format!(
-                "grant the service app the scopes {SCOPES} (its \"Okta API Scopes\" tab; a Super Admin can)"
-            ),
+            "invalid_scope" => {
+                format!("grant the service app the scopes {SCOPES} (its \"Okta API Scopes\" tab; a Super Admin can)")
+            }
             "unauthorized_client" => "the app must be an \"API Services\" app that may use the client credentials \
                                       grant"
                 .to_string(),

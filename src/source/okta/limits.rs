@@ -6,7 +6,7 @@
 //! without running into 429.
 //!
 //! Several requests of one bucket may be in flight (member lists are read in parallel), so a
-//! request takes its share before it is sent, and an answer's `Remaining` is trusted only minus
+//! request takes its share before it is sent (the first request of a bucket goes alone), and an answer's `Remaining` is trusted only minus
 //! the requests still in flight. Answers that arrive out of order cannot raise the count of the
 //! window they belong to.
 
@@ -114,6 +114,9 @@ impl Limits {
                 return Err(Wait(ends.saturating_duration_since(now).max(Duration::from_millis(10))));
             }
             w.left -= 1;
+        } else if state.in_flight > 0 {
+            // Nothing known of this bucket yet: one request at a time until an answer tells.
+            return Err(Wait(Duration::from_millis(10)));
         }
         state.in_flight += 1;
         Ok(Permit { limits: self, bucket })
@@ -192,7 +195,10 @@ mod tests {
         let Err(Wait(wait)) = limits.try_acquire(Bucket::Users, now) else {
             panic!("must wait")
         };
-        assert!(wait > Duration::from_secs(29) && wait <= Duration::from_secs(32), "{wait:?}");
+        assert!(
+            wait > Duration::from_secs(29) && wait <= Duration::from_secs(32),
+            "{wait:?}"
+        );
         // Other buckets are counted on their own.
         assert!(limits.try_acquire(Bucket::Members, now).is_ok());
         // Once the window has ended, its budget is there again.
@@ -204,6 +210,10 @@ mod tests {
     async fn in_flight_requests_and_late_answers_never_raise_the_budget() {
         let limits = Limits::new(0.0);
         let now = Instant::now();
+        // Nothing known: the first request goes alone.
+        let probe = limits.try_acquire(Bucket::Members, now).unwrap();
+        assert!(limits.try_acquire(Bucket::Members, now).is_err());
+        limits.observe(probe, &headers(10, 9, 30));
         let a = limits.try_acquire(Bucket::Members, now).unwrap();
         let b = limits.try_acquire(Bucket::Members, now).unwrap();
         let c = limits.try_acquire(Bucket::Members, now).unwrap();
@@ -219,9 +229,15 @@ mod tests {
         }
         assert_eq!(n, 3, "5 left minus the 2 then in flight");
         // An answer of an earlier window (smaller reset) changes nothing.
-        let p = limits.try_acquire(Bucket::Members, now + Duration::from_secs(40)).unwrap();
+        let p = limits
+            .try_acquire(Bucket::Members, now + Duration::from_secs(40))
+            .unwrap();
         limits.observe(p, &headers(10, 9, 20));
-        assert!(limits.try_acquire(Bucket::Members, now + Duration::from_secs(40)).is_ok());
+        assert!(
+            limits
+                .try_acquire(Bucket::Members, now + Duration::from_secs(40))
+                .is_ok()
+        );
     }
 
     #[tokio::test]

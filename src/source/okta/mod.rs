@@ -66,7 +66,11 @@ impl Provider for OktaSource {
             (Some(token), None) => secret_key_ref(e, &format!("{P}.tokenSecretRef"), token),
             (None, Some(oauth)) => {
                 e.non_empty(&format!("{P}.oauth.clientId"), &oauth.client_id);
-                secret_key_ref(e, &format!("{P}.oauth.privateKeySecretRef"), &oauth.private_key_secret_ref);
+                secret_key_ref(
+                    e,
+                    &format!("{P}.oauth.privateKeySecretRef"),
+                    &oauth.private_key_secret_ref,
+                );
                 if oauth.key_id.as_deref().is_some_and(|k| k.trim().is_empty()) {
                     e.add(&format!("{P}.oauth.keyId"), "is empty: remove it or set the key's kid");
                 }
@@ -145,7 +149,7 @@ pub async fn connect(settings: &OktaSource, secrets: &dyn SecretStore, options: 
             (
                 Auth::ServiceApp {
                     client_id: o.client_id.trim().to_string(),
-                    key,
+                    key: Box::new(key),
                     key_id: o.key_id.clone(),
                     source: secret_name(r),
                     // Every access token fetched is remembered by the scrubber.

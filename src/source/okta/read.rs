@@ -118,7 +118,11 @@ fn and(query: Option<&str>, extra: &str) -> String {
 }
 
 /// The users lists of a read: `(parameter, value)` pairs besides `limit`, one entry per list.
-pub fn user_lists(query: Option<&str>, parameter: OktaUserQuery, since: Option<&str>) -> Vec<Vec<(&'static str, String)>> {
+pub fn user_lists(
+    query: Option<&str>,
+    parameter: OktaUserQuery,
+    since: Option<&str>,
+) -> Vec<Vec<(&'static str, String)>> {
     let name = match parameter {
         OktaUserQuery::Filter => "filter",
         OktaUserQuery::Search => "search",
@@ -147,14 +151,17 @@ pub fn group_list(query: Option<&str>, since: Option<&str>) -> Option<String> {
 /// The times an incremental read lists changes from, when the cursor has them all.
 fn since(cursor: Option<&BTreeMap<String, String>>, request: &ReadRequest) -> Option<(String, String)> {
     let cursor = cursor?;
-    let time = |key: &str| {
-        cursor
-            .get(key)
-            .and_then(|v| v.parse::<Timestamp>().ok())
-            .map(okta_time)
+    let time = |key: &str| cursor.get(key).and_then(|v| v.parse::<Timestamp>().ok()).map(okta_time);
+    let users = if request.users {
+        time(CURSOR_USERS)?
+    } else {
+        String::new()
     };
-    let users = if request.users { time(CURSOR_USERS)? } else { String::new() };
-    let groups = if request.groups { time(CURSOR_GROUPS)? } else { String::new() };
+    let groups = if request.groups {
+        time(CURSOR_GROUPS)?
+    } else {
+        String::new()
+    };
     Some((users, groups))
 }
 
@@ -180,7 +187,9 @@ impl OktaReader {
                 0 => ("list_users", "the users"),
                 _ => ("list_deprovisioned_users", "the deprovisioned users"),
             };
-            client.list::<WireUser>(Bucket::Users, operation, what, field, url).await
+            client
+                .list::<WireUser>(Bucket::Users, operation, what, field, url)
+                .await
         });
         let listings: Vec<Listing<WireUser>> = futures::future::try_join_all(reads).await?;
         let started = listings.iter().filter_map(|l| l.started).min();
@@ -361,7 +370,10 @@ mod tests {
     fn times_are_written_as_okta_writes_them_and_read_back_from_the_cursor() {
         let t: Timestamp = "2024-01-31T23:59:59.123456Z".parse().unwrap();
         assert_eq!(okta_time(t), "2024-01-31T23:59:59.123Z");
-        assert_eq!(okta_time("2024-01-31T23:59:59Z".parse().unwrap()), "2024-01-31T23:59:59.000Z");
+        assert_eq!(
+            okta_time("2024-01-31T23:59:59Z".parse().unwrap()),
+            "2024-01-31T23:59:59.000Z"
+        );
         assert_eq!(mark(Some(t)), "2024-01-31T23:58:59.123Z", "a minute of overlap");
         let request = ReadRequest {
             users: true,
