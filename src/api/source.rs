@@ -216,6 +216,7 @@ pub struct OktaSource {
     /// `profile.email`, `profile.firstName`, `profile.lastName`) or `search` (any profile
     /// attribute, e.g. `profile.department`; answered from an eventually consistent index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = super::schema::no_null_in_enum)]
     pub user_query_parameter: Option<OktaUserQuery>,
 }
 
