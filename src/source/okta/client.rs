@@ -71,11 +71,10 @@ impl Client {
     /// `<orgUrl>/<path>` with `query`, for the first page of a list.
     pub fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> String {
         let mut url = self.org.clone();
-        url.path_segments_mut()
-            .map(|mut p| {
-                p.pop_if_empty().extend(segments);
-            })
-            .ok();
+        // An http(s) URL always has path segments.
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
@@ -87,14 +86,18 @@ impl Client {
     /// whole list: a shorter list is never returned.
     /// `query_field` names the setting whose query the list carries: Okta refusing the query
     /// (400) is then an `InvalidSpec` of that field.
-    pub async fn list<T: DeserializeOwned>(
+    /// Each page's items become `U`s through `map` as they arrive (only what is kept stays in
+    /// memory).
+    pub async fn list<T: DeserializeOwned, U>(
         &self,
         bucket: Bucket,
         operation: &'static str,
         what: &str,
         query_field: Option<&str>,
         first: String,
-    ) -> Result<Listing<T>, Error> {
+        map: impl FnMut(T) -> U,
+    ) -> Result<Listing<U>, Error> {
+        let mut map = map;
         let mut listing = Listing {
             items: Vec::new(),
             started: None,
@@ -108,7 +111,7 @@ impl Client {
             if listing.pages == 1 {
                 listing.started = page.date;
             }
-            listing.items.extend(page.items);
+            listing.items.extend(page.items.into_iter().map(&mut map));
             seen.insert(url);
             let Some(next) = page.next else {
                 return Ok(listing);

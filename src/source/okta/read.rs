@@ -187,20 +187,18 @@ impl OktaReader {
                 0 => ("list_users", "the users"),
                 _ => ("list_deprovisioned_users", "the deprovisioned users"),
             };
-            client
-                .list::<WireUser>(Bucket::Users, operation, what, field, url)
-                .await
+            client.list(Bucket::Users, operation, what, field, url, user_from).await
         });
-        let listings: Vec<Listing<WireUser>> = futures::future::try_join_all(reads).await?;
+        let listings: Vec<Listing<User>> = futures::future::try_join_all(reads).await?;
         let started = listings.iter().filter_map(|l| l.started).min();
-        let mut seen = HashSet::new();
         let names = s.user_filter.names();
+        // A user in both lists (deprovisioned while they were read) counts once.
+        let mut seen = HashSet::new();
         let users = listings
             .into_iter()
             .flat_map(|l| l.items)
-            .filter(|u| seen.insert(u.id.clone()))
-            .map(user_from)
             .filter(|u| names.is_none_or(|set| set.keeps(u.email.as_deref().unwrap_or_default())))
+            .filter(|u| seen.insert(u.external_id.clone()))
             .collect();
         Ok((users, mark(started)))
     }
@@ -216,13 +214,20 @@ impl OktaReader {
         let url = client.url(&["api", "v1", "groups"], &query);
         let field = s.group_filter.query.is_some().then_some("spec.source.okta.groupFilter");
         let listing = client
-            .list::<WireGroup>(Bucket::Groups, "list_groups", "the groups", field, url)
+            .list(
+                Bucket::Groups,
+                "list_groups",
+                "the groups",
+                field,
+                url,
+                |g: WireGroup| (g.id, g.profile.name.unwrap_or_default()),
+            )
             .await?;
         let names = s.group_filter.names();
+        let started = listing.started;
         let kept: Vec<(String, String)> = listing
             .items
             .into_iter()
-            .map(|g| (g.id, g.profile.name.unwrap_or_default()))
             .filter(|(_, name)| names.is_none_or(|set| set.keeps(name)))
             .collect();
         let groups = futures::stream::iter(kept)
@@ -230,19 +235,19 @@ impl OktaReader {
                 let url = client.url(&["api", "v1", "groups", &id, "users"], &[("limit", MEMBERS_PAGE)]);
                 let what = format!("the members of group {name:?} ({id})");
                 let members = client
-                    .list::<WireMember>(Bucket::Members, "list_members", &what, None, url)
+                    .list(Bucket::Members, "list_members", &what, None, url, |m: WireMember| m.id)
                     .await?;
                 Ok::<_, Error>(Group {
                     external_id: id,
                     name,
-                    members: members.items.into_iter().map(|m| m.id).collect(),
+                    members: members.items,
                     children: Vec::new(),
                 })
             })
             .buffered(s.concurrency.max(1))
             .try_collect()
             .await?;
-        Ok((groups, mark(listing.started)))
+        Ok((groups, mark(started)))
     }
 }
 
