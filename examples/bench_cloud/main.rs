@@ -15,12 +15,18 @@ mod double;
 #[path = "../../tests/support/google.rs"]
 #[allow(dead_code)]
 mod google_double;
+#[path = "../../tests/support/okta.rs"]
+#[allow(dead_code)]
+mod okta_double;
 #[path = "../../tests/support/secrets.rs"]
 #[allow(dead_code)]
 mod secrets;
 
+// Each provider uses the fields its format has (Okta: no nested groups, no names).
+#[allow(dead_code)]
 mod company;
 mod google;
+mod okta;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -34,6 +40,10 @@ pub trait Served {
     fn manifests(&self) -> String;
     /// Requests answered so far, by route.
     fn requests(&self) -> BTreeMap<String, usize>;
+    /// Lines of the provider's own figures (throttling, the least time its limits allow).
+    fn report(&self, _wall: Duration) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 struct Args {
@@ -75,10 +85,11 @@ fn usage(problem: &str) -> ! {
     std::process::exit(2)
 }
 
+// One arm per provider.
 async fn start(provider: &str, company: &Company, latency: Duration) -> Box<dyn Served> {
     match provider {
-        // One arm per provider: "entraId" => entra::start(company, latency).await,
         "googleWorkspace" => google::start(company, latency).await,
+        "okta" => okta::start(company, latency).await,
         other => usage(&format!("unknown provider {other}")),
     }
 }
@@ -139,5 +150,8 @@ async fn main() {
     );
     for (route, n) in requests {
         println!("  {route:<28} {n:>6}");
+    }
+    for line in served.report(wall) {
+        println!("  {line}");
     }
 }

@@ -254,16 +254,58 @@ pub struct GoogleWorkspaceSource {
     pub api_url: Option<String>,
 }
 
+/// Okta: the API at `<orgUrl>/api/v1`, with an API token or an OAuth 2.0 service app (exactly
+/// one of `tokenSecretRef` and `oauth`).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.tokenSecretRef) != has(self.oauth)", "message": "set exactly one of tokenSecretRef (an API token) and oauth (a service app)"}
+]))]
 pub struct OktaSource {
-    /// `https://<org>.okta.com`; the API is at `<orgUrl>/api/v1`.
+    /// `https://<org>.okta.com` (not the `-admin` URL); the API is at `<orgUrl>/api/v1`.
     pub org_url: String,
-    pub token_secret_ref: SecretKeyRef,
+    /// An API token (`Authorization: SSWS`), as Directory Connector uses. It acts with the
+    /// permissions of the admin who created it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeyRef>,
+    /// An OAuth 2.0 service app (Okta's recommended way): a private-key JWT client assertion
+    /// for a token with the `okta.users.read` and `okta.groups.read` scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth: Option<OktaOAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_filter: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_filter: Option<String>,
+    /// The Okta list parameter that takes the query after `|` in `userFilter`: `filter` (the
+    /// default, as Directory Connector: `status`, `lastUpdated`, `id`, `profile.login`,
+    /// `profile.email`, `profile.firstName`, `profile.lastName`) or `search` (any profile
+    /// attribute, e.g. `profile.department`; answered from an eventually consistent index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(transform = super::schema::no_null_in_enum)]
+    pub user_query_parameter: Option<OktaUserQuery>,
+}
+
+/// The Okta list parameter of a native user query.
+#[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OktaUserQuery {
+    #[default]
+    Filter,
+    Search,
+}
+
+/// An Okta API Services app that signs in with a private key (`private_key_jwt`).
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OktaOAuth {
+    /// The app's client id (`0oa...`).
+    pub client_id: String,
+    /// The app's private key in PEM (PKCS#8 `BEGIN PRIVATE KEY` or PKCS#1 `BEGIN RSA PRIVATE
+    /// KEY`; RSA signs RS256, a P-256 key ES256). Its public key is registered with the app.
+    pub private_key_secret_ref: SecretKeyRef,
+    /// The key's `kid` as registered with the app (Okta picks the key by it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

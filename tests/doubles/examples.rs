@@ -61,7 +61,15 @@ fn referenced_keys(ds: &DirectorySync) -> Vec<(String, String)> {
             let r = &g.service_account_key_secret_ref;
             refs.push((r.name.clone(), r.key.clone()));
         }
-        SourceSpec::Okta(o) => refs.push((o.token_secret_ref.name.clone(), o.token_secret_ref.key.clone())),
+        SourceSpec::Okta(o) => {
+            if let Some(t) = &o.token_secret_ref {
+                refs.push((t.name.clone(), t.key.clone()));
+            }
+            if let Some(app) = &o.oauth {
+                let k = &app.private_key_secret_ref;
+                refs.push((k.name.clone(), k.key.clone()));
+            }
+        }
         SourceSpec::OneLogin(o) => {
             let c = &o.credentials_secret_ref;
             refs.push((c.name.clone(), c.client_id_key.clone()));

@@ -12,3 +12,4 @@ mod crd;
 mod engine;
 mod examples;
 mod google;
+mod okta;

@@ -9,6 +9,7 @@ pub mod double;
 pub mod flows;
 pub mod google;
 pub mod kube;
+pub mod okta;
 pub mod raw;
 pub mod samba;
 pub mod secrets;
