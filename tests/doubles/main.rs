@@ -8,3 +8,4 @@ mod bitwarden_client;
 mod crd;
 mod engine;
 mod examples;
+mod onelogin;

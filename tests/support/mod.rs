@@ -7,6 +7,7 @@ pub mod bitwarden;
 pub mod double;
 pub mod flows;
 pub mod kube;
+pub mod onelogin;
 pub mod raw;
 pub mod samba;
 pub mod secrets;

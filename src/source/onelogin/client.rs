@@ -198,7 +198,10 @@ impl Client {
             if let Some(c) = &cursor {
                 query.push(("cursor".into(), c.clone()));
             }
-            let reply = self.get(listing.operation, &url, &query).await?;
+            let reply = self
+                .get(listing.operation, &url, &query)
+                .await
+                .map_err(|e| incomplete(e, listing.items, page))?;
             if !reply.status.is_success() {
                 return Err(self.list_error(listing, page, &reply));
             }
@@ -279,15 +282,21 @@ impl Client {
             );
         }
         let error = self.http.answer_error(&what, reply);
-        match (page, status) {
-            (1, StatusCode::NOT_FOUND) => error.with_note(&format!("check {}", self.url_field)),
-            (1, _) => error,
-            _ => error.with_note(&format!(
-                "page {page} could not be read, so the {} are incomplete; nothing was sent",
-                listing.items
-            )),
+        if page == 1 && status == StatusCode::NOT_FOUND {
+            return error.with_note(&format!("check {}", self.url_field));
         }
+        incomplete(error, listing.items, page)
     }
+}
+
+/// A page after the first failed: the list is incomplete, and says so.
+fn incomplete(error: Error, items: &str, page: usize) -> Error {
+    if page == 1 {
+        return error;
+    }
+    error.with_note(&format!(
+        "page {page} could not be read, so the {items} are incomplete; nothing was sent"
+    ))
 }
 
 /// The list changed (or pages were lost) while it was read.
