@@ -16,9 +16,14 @@ mod double;
 #[allow(dead_code)]
 mod secrets;
 
-// Used by the provider modules (remove the allow once one is added).
+// `Team::children` is read only by providers whose groups nest.
 #[allow(dead_code)]
 mod company;
+#[path = "../../tests/support/onelogin.rs"]
+#[allow(dead_code)]
+mod onelogin_double;
+
+mod onelogin;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -73,12 +78,9 @@ fn usage(problem: &str) -> ! {
     std::process::exit(2)
 }
 
-// One arm per provider (remove the allow once one is added).
-#[allow(clippy::match_single_binding)]
 async fn start(provider: &str, company: &Company, latency: Duration) -> Box<dyn Served> {
-    let _ = (company, latency);
     match provider {
-        // One arm per provider: "entraId" => entra::start(company, latency).await,
+        "oneLogin" => onelogin::start(company, latency).await,
         other => usage(&format!("unknown provider {other}")),
     }
 }

@@ -165,10 +165,13 @@ impl Users {
                 if role_filter.is_some_and(|f| !f.keeps(&name)) {
                     return None;
                 }
+                let mut members = self.members.remove(&role.id).unwrap_or_default();
+                // The slack of a list grown one push at a time, back for the core's work.
+                members.shrink_to_fit();
                 Some(Group {
                     external_id: role.id.to_string(),
                     name,
-                    members: self.members.remove(&role.id).unwrap_or_default(),
+                    members,
                     children: Vec::new(),
                 })
             })
