@@ -450,6 +450,13 @@ async fn a_list_that_changes_while_it_is_read_is_not_used() {
         "{m}"
     );
     assert!(m.contains("the next sync reads it again"), "{m}");
+
+    // A user created at the front after page 1: the last user of page 1 comes again on page 2.
+    let d = acme().await;
+    d.insert_user_after_page(1, 0, user(9, Some("new@corp.example"), None, 1, &[]));
+    let e = read_err(&d, &d.spec()).await;
+    assert_eq!(e.reason(), Reason::SourceUnavailable);
+    assert!(e.to_string().contains("user 3 was listed twice (page 2)"), "{e}");
 }
 
 #[tokio::test]

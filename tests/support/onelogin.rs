@@ -32,7 +32,8 @@
 //!   `X-RateLimit-Remaining` and `X-RateLimit-Reset` (seconds left in the window); when it is
 //!   spent the answer is 429 [inferred status and body].
 //! - Faults of a server or of a directory that changes: [`CursorFault`],
-//!   [`OneLoginDouble::delete_user_after_page`], and the toolkit's scripted failures.
+//!   [`OneLoginDouble::delete_user_after_page`], [`OneLoginDouble::insert_user_after_page`], and
+//!   the toolkit's scripted failures.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -160,6 +161,12 @@ impl Failure {
     }
 }
 
+/// A change to the directory while it is being read.
+enum Change {
+    Delete(i64),
+    Insert(usize, Value),
+}
+
 struct Token {
     value: String,
     expires: Instant,
@@ -179,8 +186,8 @@ struct State {
     remaining: u64,
     window_ends: Instant,
     cursor_faults: HashMap<&'static str, CursorFault>,
-    /// (page, user id): the user is deleted once that page of users has been served.
-    delete_after: Option<(usize, i64)>,
+    /// A change to the users once that page of them has been served.
+    change_after: Option<(usize, Change)>,
 }
 
 /// The double: a wiremock server at `apiUrl`.
@@ -204,7 +211,7 @@ impl OneLoginDouble {
             remaining: RATE_LIMIT,
             window_ends: Instant::now() + Duration::from_secs(3600),
             cursor_faults: HashMap::new(),
-            delete_after: None,
+            change_after: None,
         };
         OneLoginDouble {
             double: HttpDouble::start(state, route, State::handle).await,
@@ -329,7 +336,12 @@ impl OneLoginDouble {
     /// Deletes user `id` once page `page` of the users has been served (a directory that changes
     /// while it is read).
     pub fn delete_user_after_page(&self, page: usize, id: i64) {
-        self.state().delete_after = Some((page, id));
+        self.state().change_after = Some((page, Change::Delete(id)));
+    }
+
+    /// Inserts `user` at `position` of the list once page `page` of the users has been served.
+    pub fn insert_user_after_page(&self, page: usize, position: usize, user: Value) {
+        self.state().change_after = Some((page, Change::Insert(position, user)));
     }
 
     /// Every answer waits `latency` first.
@@ -679,12 +691,12 @@ impl State {
         if !links.is_empty() {
             answer = answer.insert_header("link", links.join(", ").as_str());
         }
-        if route == "users"
-            && let Some((p, id)) = self.delete_after
-            && p == page
-        {
-            self.users.retain(|u| u["id"] != id);
-            self.delete_after = None;
+        if route == "users" && self.change_after.as_ref().is_some_and(|(p, _)| *p == page) {
+            match self.change_after.take().map(|(_, c)| c) {
+                Some(Change::Delete(id)) => self.users.retain(|u| u["id"] != id),
+                Some(Change::Insert(at, user)) => self.users.insert(at.min(self.users.len()), user),
+                None => {}
+            }
         }
         answer
     }

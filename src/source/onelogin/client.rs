@@ -160,7 +160,7 @@ impl Client {
         if matches!(e, Error::SourceUnavailable(_)) && e.to_string().contains("HTTP 500") {
             e.with_note(&format!(
                 "OneLogin answers 500 to token requests when the admin who created the API credential \
-                 was deleted: create a new credential and put it in {}",
+                 was deleted: create a new credential and update {}",
                 self.credentials.source
             ))
         } else {
@@ -212,7 +212,7 @@ impl Client {
                 if !ids.insert(item.id()) {
                     return Err(changed(
                         &reply,
-                        &format!("listed {} {} twice (page {page})", singular(items), item.id()),
+                        &format!("{} {} was listed twice (page {page})", singular(items), item.id()),
                     ));
                 }
             }
@@ -302,7 +302,7 @@ fn incomplete(error: Error, items: &str, page: usize) -> Error {
 /// The list changed (or pages were lost) while it was read.
 fn changed(reply: &Reply, what: &str) -> Error {
     Error::SourceUnavailable(format!(
-        "OneLogin at {} {what} ({}): the list changed while it was read, or pages were lost; a partial \
+        "OneLogin at {}, {}: {what}; the list changed while it was read, or pages were lost; a partial \
          list is never used, so nothing was sent and the next sync reads it again",
         reply.host,
         reply.request()
