@@ -22,11 +22,16 @@ mod okta_double;
 #[allow(dead_code)]
 mod secrets;
 
-// Each provider uses the fields its format has (Okta: no nested groups, no names).
+#[path = "../../tests/support/onelogin.rs"]
+#[allow(dead_code)]
+mod onelogin_double;
+
+// Each provider uses the fields its format has (`Team::children` only where groups nest).
 #[allow(dead_code)]
 mod company;
 mod google;
 mod okta;
+mod onelogin;
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -90,6 +95,7 @@ async fn start(provider: &str, company: &Company, latency: Duration) -> Box<dyn 
     match provider {
         "googleWorkspace" => google::start(company, latency).await,
         "okta" => okta::start(company, latency).await,
+        "oneLogin" => onelogin::start(company, latency).await,
         other => usage(&format!("unknown provider {other}")),
     }
 }

@@ -308,6 +308,7 @@ pub struct OktaOAuth {
     pub key_id: Option<String>,
 }
 
+/// The OneLogin region of the legacy API hosts `https://api.<region>.onelogin.com`.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OneLoginRegion {
@@ -316,21 +317,33 @@ pub enum OneLoginRegion {
     Eu,
 }
 
+/// OneLogin (API v2): users, and roles as groups. Every read is a full read (OneLogin reports no
+/// deletions: use `sync.removeOutOfScope` to remove members who left).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OneLoginSource {
+    /// API host `https://api.<region>.onelogin.com` when neither `subdomain` nor `apiUrl` is set.
     #[serde(default)]
     pub region: OneLoginRegion,
+    /// Your OneLogin subdomain: API host `https://<subdomain>.onelogin.com` (wins over `region`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdomain: Option<String>,
+    /// A OneLogin API credential with the "Read users" scope (Developers → API Credentials).
     pub credentials_secret_ref: ClientCredentialsRef,
+    /// `include:a@x,b@x` or `exclude:...` (users by email), optionally followed by `|` and query
+    /// parameters of the user list, e.g. `|directory_id=123&email=*@corp.example`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_filter: Option<String>,
+    /// `include:Role A,Role B` or `exclude:...` (roles by name), optionally followed by `|` and
+    /// query parameters of the role list (`role_name`, `app_id`, `app_name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_filter: Option<String>,
+    /// Appended to the username of users whose email and username are not addresses
+    /// (`@corp.example`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_suffix: Option<String>,
-    /// Override of `https://<subdomain or api.region>.onelogin.com`.
+    /// Override of the API host (token at `<apiUrl>/auth/oauth2/v2/token`, API at
+    /// `<apiUrl>/api/2/...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
 }

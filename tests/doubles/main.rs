@@ -1,6 +1,6 @@
-//! Tier 1, plain `cargo test`: no servers to install. The Bitwarden client and one whole sync
+//! Tier 1, plain `cargo test`: no servers to install. The Bitwarden client and whole syncs
 //! against the Bitwarden double (collection access and onboarding included), the command on bad
-//! input, the generated CRD, and the examples.
+//! input, the generated CRD, the examples, and each cloud source against its double.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -13,3 +13,4 @@ mod engine;
 mod examples;
 mod google;
 mod okta;
+mod onelogin;

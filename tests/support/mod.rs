@@ -10,6 +10,7 @@ pub mod flows;
 pub mod google;
 pub mod kube;
 pub mod okta;
+pub mod onelogin;
 pub mod raw;
 pub mod samba;
 pub mod secrets;
