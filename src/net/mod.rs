@@ -15,6 +15,7 @@
 //! [`FailureKind`] is `BitwardenUnavailable` for Bitwarden and `SourceUnavailable` for a source.
 
 pub mod http;
+pub mod jwt;
 pub mod retry;
 pub mod scrub;
 pub mod tls;
