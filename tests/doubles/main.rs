@@ -7,4 +7,5 @@ mod support;
 mod bitwarden_client;
 mod crd;
 mod engine;
+mod entra;
 mod examples;

@@ -5,6 +5,7 @@
 
 pub mod bitwarden;
 pub mod double;
+pub mod entra;
 pub mod flows;
 pub mod kube;
 pub mod raw;
