@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use crate::support::bitwarden::BitwardenDouble;
 use crate::support::entra::{
     EntraDouble, EntraGroup, EntraUser, FEDERATION_AUDIENCE, Failure, Federation, GROUP_MEMBER_READ_ALL, IssuerKey,
-    Kind, RemovedShape, SECRET_NAME, USER_READ_ALL, service_account_token, throttled, unavailable,
+    Kind, RemovedShape, SECRET_NAME, TENANT, USER_READ_ALL, service_account_token, throttled, unavailable,
 };
 use crate::support::secrets::MemorySecrets;
 
@@ -830,4 +830,128 @@ fn the_double_and_the_client_use_only_what_the_vendor_describes() {
     // Graph's error body: error.code and error.message.
     let err = &users["components"]["schemas"]["microsoft.graph.ODataErrors.MainError"]["properties"];
     assert!(err["code"].is_object() && err["message"].is_object());
+}
+
+/// `dirsync test --json` prints what `bwdc test` prints for the same tenant (derived by hand from
+/// `sync-semantics.md`: user displayName = email; group userIds = the flattened direct user
+/// members, guests included; everything sorted).
+#[tokio::test(flavor = "multi_thread")]
+async fn dirsync_test_prints_what_bwdc_test_prints() {
+    let id = |n: u8| format!("{n:x}{n:x}{n:x}{n:x}{n:x}{n:x}{n:x}{n:x}-0000-4000-8000-000000000000");
+    let (alice, bob, carol, dave, erin, frank) = (id(10), id(11), id(12), id(13), id(14), id(15));
+    let gid = |n: u8| format!("10000000-0000-4000-8000-00000000000{n}");
+    let (backend, engineering, everyone, sales) = (gid(1), gid(2), gid(3), gid(4));
+    let entra = EntraDouble::start().await;
+    entra.set_page_sizes(2, 2, 2, 2);
+    let users = vec![
+        EntraUser::new(&alice, "Alice@Contoso.com"),
+        EntraUser {
+            mail: None,
+            ..EntraUser::new(&bob, "Bob@Contoso.com")
+        },
+        EntraUser {
+            mail: Some("carol@contoso.onmicrosoft.com".into()),
+            ..EntraUser::new(&carol, "carol.cooper@contoso.com")
+        },
+        EntraUser {
+            enabled: false,
+            ..EntraUser::new(&dave, "dave@contoso.com")
+        },
+        EntraUser {
+            mail: None,
+            ..EntraUser::new(&erin, "erin_example.com#EXT#@contoso.onmicrosoft.com")
+        },
+        EntraUser::new(&frank, "frank@contoso.com"),
+    ];
+    let member = |k: Kind, id: &String| (k, id.clone());
+    let groups = vec![
+        EntraGroup::new(&backend, "Backend", vec![member(Kind::User, &bob), member(Kind::User, &dave)]),
+        EntraGroup::new(
+            &engineering,
+            "Engineering",
+            vec![member(Kind::User, &alice), member(Kind::User, &bob), member(Kind::Group, &backend)],
+        ),
+        EntraGroup::new(
+            &everyone,
+            "Everyone",
+            vec![
+                member(Kind::Group, &engineering),
+                member(Kind::Group, &sales),
+                member(Kind::User, &frank),
+                (Kind::Device, "laptop-1".into()),
+            ],
+        ),
+        EntraGroup::new(&sales, "Sales", vec![member(Kind::User, &carol), member(Kind::User, &erin)]),
+    ];
+    entra.set_directory(users, groups);
+    let bitwarden = BitwardenDouble::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("entra.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"apiVersion: v1
+kind: Secret
+metadata: {{name: bitwarden-org-key, namespace: identity}}
+stringData: {{client_id: "{bw_id}", client_secret: "{bw_secret}"}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: entra-app, namespace: identity}}
+stringData: {{client_id: "{client_id}", client_secret: "{secret}"}}
+---
+apiVersion: dirsync.dev/v1alpha1
+kind: DirectorySync
+metadata: {{name: corp-entra, namespace: identity}}
+spec:
+  bitwarden: {{serverUrl: "{bw}", apiKeySecretRef: {{name: bitwarden-org-key}}}}
+  source:
+    entraId:
+      tenantId: {TENANT}
+      credentialsSecretRef: {{name: entra-app}}
+      authorityUrl: "{uri}"
+      graphUrl: "{uri}"
+"#,
+            bw_id = bitwarden.client_id(),
+            bw_secret = bitwarden.client_secret(),
+            client_id = entra.client_id(),
+            secret = entra.client_secret(),
+            bw = bitwarden.url(),
+            uri = entra.uri(),
+        ),
+    )
+    .unwrap();
+    let path = file.display().to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+            .args(["test", "--json", "-f", &path])
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains(&entra.client_secret()), "no secret in the logs");
+    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let user = |id: &str, email: &str| json!({"externalId": id, "displayName": email});
+    let want = json!({
+        "groups": [
+            {"externalId": backend, "displayName": "Backend", "userIds": [bob, dave]},
+            {"externalId": engineering, "displayName": "Engineering", "userIds": [alice, bob, dave]},
+            {"externalId": everyone, "displayName": "Everyone", "userIds": [alice, bob, carol, dave, erin, frank]},
+            {"externalId": sales, "displayName": "Sales", "userIds": [carol, erin]}
+        ],
+        "enabledUsers": [
+            user(&alice, "alice@contoso.com"),
+            user(&bob, "bob@contoso.com"),
+            user(&carol, "carol.cooper@contoso.com"),
+            user(&frank, "frank@contoso.com")
+        ],
+        "disabledUsers": [user(&dave, "dave@contoso.com")],
+        "deletedUsers": []
+    });
+    assert_eq!(got, want);
+    assert!(bitwarden.requests().is_empty(), "test sends nothing to Bitwarden");
 }
