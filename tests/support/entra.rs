@@ -525,15 +525,21 @@ impl EntraDouble {
         self.state().batched.clone()
     }
 
-    /// Requests by route, batched ones counted as `batched:<route>`.
+    /// HTTP requests by route.
     pub fn counts(&self) -> std::collections::BTreeMap<String, usize> {
         let mut out = std::collections::BTreeMap::new();
         for r in self.requests() {
             let name = route_of(&r.method, &r.path).unwrap_or("unknown");
             *out.entry(name.to_string()).or_default() += 1;
         }
+        out
+    }
+
+    /// Requests inside batches, by route.
+    pub fn batched_counts(&self) -> std::collections::BTreeMap<String, usize> {
+        let mut out = std::collections::BTreeMap::new();
         for (r, _) in self.batched() {
-            *out.entry(format!("batched:{}", r.unwrap_or("unknown"))).or_default() += 1;
+            *out.entry(r.unwrap_or("unknown").to_string()).or_default() += 1;
         }
         out
     }
