@@ -40,6 +40,17 @@ RBAC_RULES = [
     {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
 LEASE_RULE = {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}
+
+
+def token_rules(values: dict) -> list[dict]:
+    """The opt-in TokenRequest rule (Entra workload identity): none unless rbac.serviceAccountTokens."""
+    rbac = values.get("rbac", {})
+    if not rbac.get("serviceAccountTokens"):
+        return []
+    rule = {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
+    if rbac.get("serviceAccountTokenNames"):
+        rule["resourceNames"] = rbac["serviceAccountTokenNames"]
+    return [rule]
 METRICS = {
     "dirsync_ready", "dirsync_sync_runs_total", "dirsync_sync_errors_total",
     "dirsync_last_sync_timestamp_seconds", "dirsync_last_success_timestamp_seconds",
@@ -146,6 +157,9 @@ CASES: dict[str, dict] = {
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}},
     "network-policy-deny-egress": {"networkPolicy": {"enabled": True, "egress": []}},
     "grafana-dashboard": {"grafanaDashboard": {"enabled": True}},
+    "service-account-tokens": {"rbac": {"serviceAccountTokens": True}},
+    "service-account-tokens-named-namespace-mode": {"watchNamespace": "identity", "rbac": {
+        "serviceAccountTokens": True, "serviceAccountTokenNames": ["dirsync-entra"]}},
     "custom-ca-and-image": {
         "image": {"repository": "registry.example/dirsync", "tag": "1.2.3", "pullPolicy": "Always"},
         "imagePullSecrets": [{"name": "regcred"}],
@@ -167,6 +181,7 @@ BAD_VALUES = {
     "namespace name": {"watchNamespace": "Not_A_Namespace"},
     "rule field": {"prometheusRule": {"rules": {"DirSyncStale": {"severity": "critical", "four": "1h"}}}},
     "duration": {"serviceMonitor": {"interval": "30 seconds"}},
+    "token name": {"rbac": {"serviceAccountTokenNames": ["Not_A_Name"]}},
 }
 
 
@@ -375,7 +390,8 @@ def check_case(f: Failures, case: str, values: dict, docs, rendered: dict[str, s
     if values_ns:
         f.check("ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds, f"{case}: no ClusterRole in namespace mode")
         roles = {(r["metadata"]["namespace"], r["metadata"]["name"]): r for r in kinds.get("Role", [])}
-        f.check(roles.get((values_ns, RELEASE), {}).get("rules") == RBAC_RULES, f"{case}: Role in {values_ns}")
+        f.check(roles.get((values_ns, RELEASE), {}).get("rules") == RBAC_RULES + token_rules(values),
+                f"{case}: Role in {values_ns}")
         f.check(roles.get((NAMESPACE, f"{RELEASE}-leader-election"), {}).get("rules") == [LEASE_RULE],
                 f"{case}: lease Role in the release namespace")
         bindings = kinds.get("RoleBinding", [])
@@ -384,7 +400,8 @@ def check_case(f: Failures, case: str, values: dict, docs, rendered: dict[str, s
         f.check(f"--namespace={values_ns}" in args, f"{case}: --namespace")
     else:
         f.check("Role" not in kinds and "RoleBinding" not in kinds, f"{case}: no Role in cluster mode")
-        f.check(kinds["ClusterRole"][0]["rules"] == RBAC_RULES + [LEASE_RULE], f"{case}: ClusterRole rules = operations.md")
+        f.check(kinds["ClusterRole"][0]["rules"] == RBAC_RULES + token_rules(values) + [LEASE_RULE],
+                f"{case}: ClusterRole rules = operations.md")
         f.check(kinds["ClusterRoleBinding"][0]["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}],
                 f"{case}: ClusterRoleBinding subject")
         f.check(not any(a.startswith("--namespace") for a in args), f"{case}: no --namespace")

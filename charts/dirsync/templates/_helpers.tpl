@@ -76,6 +76,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: ["create", "patch"]
 {{- end }}
 
+{{/* Opt-in (rbac.serviceAccountTokens): TokenRequest for Entra ID workload identity. */}}
+{{- define "dirsync.tokenRule" -}}
+- apiGroups: [""]
+  resources: ["serviceaccounts/token"]
+  verbs: ["create"]
+  {{- with .Values.rbac.serviceAccountTokenNames }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
+{{- end }}
+
 {{- define "dirsync.leaseRule" -}}
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
