@@ -5,5 +5,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod entra_federation;
 mod failures;
 mod flows;

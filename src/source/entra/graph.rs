@@ -96,11 +96,11 @@ struct BatchAnswer<T> {
     responses: Vec<BatchItem<T>>,
 }
 
-/// The end of a list read to its end: the items, or "not found" (404: a group deleted while
-/// the read ran, an id that does not exist).
+/// A list read to its end: what was kept of its items, or "not found" (404: a group deleted
+/// while the read ran, an id that does not exist).
 #[derive(Debug, PartialEq, Eq)]
-pub enum Listed<T> {
-    Items(Vec<T>),
+pub enum Listed<A> {
+    Items(A),
     NotFound,
 }
 
@@ -316,28 +316,32 @@ impl Graph {
     }
 
     /// Reads many lists (`(key, path under /v1.0)`) to their ends: 20 to a `$batch` request and
-    /// [`Options::parallel`] batches at a time, or without batching one request per page.
-    pub async fn many<T: DeserializeOwned>(
+    /// [`Options::parallel`] batches at a time, or without batching one request per page. Each
+    /// page is folded into its list's `A` by `add` as it arrives (so that a large read holds only
+    /// what the caller keeps of it).
+    pub async fn many<T: DeserializeOwned, A: Default>(
         &self,
         operation: &'static str,
         want: Want,
         lists: Vec<(String, String)>,
-    ) -> Result<HashMap<String, Listed<T>>, Error> {
+        add: fn(&mut A, Vec<T>),
+    ) -> Result<HashMap<String, Listed<A>>, Error> {
         if self.batch {
-            self.many_batched(operation, want, lists).await
+            self.many_batched(operation, want, lists, add).await
         } else {
-            self.many_single(operation, want, lists).await
+            self.many_single(operation, want, lists, add).await
         }
     }
 
-    async fn many_single<T: DeserializeOwned>(
+    async fn many_single<T: DeserializeOwned, A: Default>(
         &self,
         operation: &'static str,
         want: Want,
         lists: Vec<(String, String)>,
-    ) -> Result<HashMap<String, Listed<T>>, Error> {
+        add: fn(&mut A, Vec<T>),
+    ) -> Result<HashMap<String, Listed<A>>, Error> {
         let reads = futures::stream::iter(lists.into_iter().map(|(key, path)| async move {
-            let mut items = Vec::new();
+            let mut items = A::default();
             let url = self.url(&path);
             let first = self.get(operation, &url).await?;
             if first.status == StatusCode::NOT_FOUND {
@@ -348,11 +352,11 @@ impl Graph {
                 return Err(self.refusal(want, &first));
             }
             let page: Page<T> = first.json_as(self.http.side(), &format!("a page of a list ({})", want.what))?;
-            items.extend(page.value);
+            add(&mut items, page.value);
             if let Some(next) = page.next {
                 let mut seen = HashSet::new();
                 self.check_link(&next, &mut seen, want.what)?;
-                self.list(operation, want, &next, false, |page| items.extend(page)).await?;
+                self.list(operation, want, &next, false, |page| add(&mut items, page)).await?;
             }
             Ok::<_, Error>((key, Listed::Items(items)))
         }))
@@ -366,12 +370,13 @@ impl Graph {
         Ok(out)
     }
 
-    async fn many_batched<T: DeserializeOwned>(
+    async fn many_batched<T: DeserializeOwned, A: Default>(
         &self,
         operation: &'static str,
         want: Want,
         lists: Vec<(String, String)>,
-    ) -> Result<HashMap<String, Listed<T>>, Error> {
+        add: fn(&mut A, Vec<T>),
+    ) -> Result<HashMap<String, Listed<A>>, Error> {
         struct Pending {
             key: usize,
             path: String,
@@ -380,7 +385,7 @@ impl Graph {
         }
         let policy = self.retry().clone();
         let keys: Vec<String> = lists.iter().map(|(k, _)| k.clone()).collect();
-        let mut items: Vec<Option<Vec<T>>> = (0..keys.len()).map(|_| Some(Vec::new())).collect();
+        let mut items: Vec<Option<A>> = (0..keys.len()).map(|_| Some(A::default())).collect();
         let mut pending: VecDeque<Pending> = lists
             .into_iter()
             .enumerate()
@@ -427,7 +432,7 @@ impl Graph {
                             ));
                         };
                         if let Some(list) = items[p.key].as_mut() {
-                            list.extend(value);
+                            add(list, value);
                         }
                         if let Some(next) = next {
                             self.check_link(&next, &mut seen, want.what)?;

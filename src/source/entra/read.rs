@@ -102,8 +102,38 @@ struct GraphGroup {
 #[derive(Debug, Deserialize)]
 pub(super) struct Member {
     #[serde(rename = "@odata.type", default)]
-    kind: String,
+    kind: MemberKind,
     id: String,
+}
+
+/// `@odata.type` of a member, read without keeping the text (a large read holds many members).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum MemberKind {
+    User,
+    Group,
+    /// Devices, contacts, service principals: not synced.
+    #[default]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for MemberKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = MemberKind;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an @odata.type")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MemberKind, E> {
+                Ok(match v {
+                    "#microsoft.graph.user" => MemberKind::User,
+                    "#microsoft.graph.group" => MemberKind::Group,
+                    _ => MemberKind::Other,
+                })
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
 }
 
 /// The reference's email rule: `mail`, unless it is empty or contains `onmicrosoft.com` and
@@ -150,17 +180,20 @@ struct Members {
     groups: Vec<String>,
 }
 
-fn members_of(list: Vec<Member>) -> Members {
-    let mut m = Members::default();
-    for member in list {
-        match member.kind.as_str() {
-            "#microsoft.graph.user" => m.users.push(member.id),
-            "#microsoft.graph.group" => m.groups.push(member.id),
-            // Devices, contacts, service principals: not synced.
-            _ => {}
+/// Adds a page of members: user ids and child group ids.
+fn add_members(m: &mut Members, page: Vec<Member>) {
+    for member in page {
+        match member.kind {
+            MemberKind::User => m.users.push(member.id),
+            MemberKind::Group => m.groups.push(member.id),
+            MemberKind::Other => {}
         }
     }
-    m
+}
+
+/// Adds a page of an administrative unit's members: its groups only.
+fn add_unit_groups(groups: &mut Vec<String>, page: Vec<Member>) {
+    groups.extend(page.into_iter().filter(|m| m.kind == MemberKind::Group).map(|m| m.id));
 }
 
 fn members_path(group_id: &str) -> String {
@@ -271,6 +304,7 @@ async fn read_users(graph: &Graph, delta: Option<&str>) -> Result<UsersRead, Err
             users.extend(page.into_iter().filter_map(to_user))
         })
         .await?;
+    users.shrink_to_fit();
     Ok(UsersRead {
         users,
         delta_link: Some(delta_link),
@@ -356,12 +390,14 @@ async fn read_groups(graph: &Graph, settings: &Settings) -> Result<Vec<Group>, E
         }
     };
     let lists = kept.iter().map(|g| (g.id.clone(), members_path(&g.id))).collect();
-    let mut members = graph.many::<Member>("list_members", MEMBERS, lists).await?;
+    let mut members = graph.many("list_members", MEMBERS, lists, add_members).await?;
     let mut groups = Vec::with_capacity(kept.len());
     for g in kept {
         match members.remove(&g.id) {
-            Some(Listed::Items(list)) => {
-                let m = members_of(list);
+            Some(Listed::Items(mut m)) => {
+                // Memberships are most of a large directory's memory: no spare capacity.
+                m.users.shrink_to_fit();
+                m.groups.shrink_to_fit();
                 groups.push(Group {
                     external_id: g.id,
                     name: g.display_name.unwrap_or_default(),
@@ -389,16 +425,11 @@ async fn administrative_unit_groups(graph: &Graph, filter: &SetFilter) -> Result
             )
         })
         .collect();
-    let units = graph.many::<Member>("list_au_members", AU_MEMBERS, lists).await?;
+    let units = graph.many("list_au_members", AU_MEMBERS, lists, add_unit_groups).await?;
     let mut groups = HashSet::new();
     for id in ids {
         match units.get(id.as_str()) {
-            Some(Listed::Items(members)) => groups.extend(
-                members
-                    .iter()
-                    .filter(|m| m.kind == "#microsoft.graph.group")
-                    .map(|m| m.id.to_lowercase()),
-            ),
+            Some(Listed::Items(members)) => groups.extend(members.iter().map(|m| m.to_lowercase())),
             _ => {
                 return Err(Error::invalid(
                     &format!("{P}.groupFilter"),
@@ -437,10 +468,10 @@ async fn transitive_users(graph: &Graph, read: &[Group], roots: &HashSet<String>
             .map(|id| (id.clone(), members_path(id)))
             .collect();
         if !missing.is_empty() {
-            for (id, listed) in graph.many::<Member>("list_members", MEMBERS, missing).await? {
+            for (id, listed) in graph.many("list_members", MEMBERS, missing, add_members).await? {
                 match listed {
-                    Listed::Items(list) => {
-                        known.insert(id.to_lowercase(), members_of(list));
+                    Listed::Items(m) => {
+                        known.insert(id.to_lowercase(), m);
                     }
                     Listed::NotFound if first => {
                         return Err(Error::invalid(
@@ -553,7 +584,8 @@ mod tests {
             {"@odata.type": "#microsoft.graph.user", "id": "u2"}
         ]))
         .unwrap();
-        let m = members_of(list);
+        let mut m = Members::default();
+        add_members(&mut m, list);
         assert_eq!(m.users, ["u1", "u2"]);
         assert_eq!(m.groups, ["g1"]);
     }
