@@ -12,12 +12,12 @@
 #[path = "../../tests/support/double.rs"]
 #[allow(dead_code)]
 mod double;
-#[path = "../../tests/support/secrets.rs"]
-#[allow(dead_code)]
-mod secrets;
 #[path = "../../tests/support/entra.rs"]
 #[allow(dead_code)]
 mod entra_double;
+#[path = "../../tests/support/secrets.rs"]
+#[allow(dead_code)]
+mod secrets;
 
 // Not every provider reads every field of a person (Entra has no given or family name here).
 #[allow(dead_code)]

@@ -148,12 +148,9 @@ mod tests {
         let token = sign(&header, &claims, &key).unwrap();
         let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
         v.set_audience(&["x"]);
-        let data = jsonwebtoken::decode::<serde_json::Value>(
-            &token,
-            &DecodingKey::from_rsa_der(key.public_key_der()),
-            &v,
-        )
-        .unwrap();
+        let data =
+            jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_rsa_der(key.public_key_der()), &v)
+                .unwrap();
         assert_eq!(data.claims["sub"], "app");
         assert_eq!(data.header.x5t.as_deref(), Some("thumb"));
         // A signature by another key, or a changed payload, does not verify.

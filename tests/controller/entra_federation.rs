@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use crate::support::bitwarden::{BitwardenDouble, SECRET_NAME as BW_SECRET};
-use crate::support::entra::{EntraDouble, EntraGroup, EntraUser, FEDERATION_AUDIENCE, Federation, IssuerKey, Kind, TENANT};
+use crate::support::entra::{
+    EntraDouble, EntraGroup, EntraUser, FEDERATION_AUDIENCE, Federation, IssuerKey, Kind, TENANT,
+};
 use crate::support::kube::{self as k, ControllerProcess, ready, wait_for, wait_reason};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,7 +26,10 @@ const SERVICE_ACCOUNT: &str = "dirsync-entra";
 /// The cluster's service-account issuer and its signing key, as Entra reads them (OIDC discovery).
 async fn issuer(client: &kube::Client) -> (String, IssuerKey) {
     let get = |path: &str| http::Request::get(path).body(Vec::new()).unwrap();
-    let config: Value = client.request(get("/.well-known/openid-configuration")).await.expect("issuer discovery");
+    let config: Value = client
+        .request(get("/.well-known/openid-configuration"))
+        .await
+        .expect("issuer discovery");
     let jwks: Value = client.request(get("/openid/v1/jwks")).await.expect("the issuer's keys");
     let key = &jwks["keys"][0];
     (
@@ -120,7 +125,10 @@ async fn entra_workload_identity_with_a_token_from_the_api_server() {
     let subject = format!("system:serviceaccount:{ns}:{SERVICE_ACCOUNT}");
     let entra = EntraDouble::start().await;
     entra.set_directory(
-        vec![EntraUser::new("u-1", "alice@contoso.com"), EntraUser::new("u-2", "bob@contoso.com")],
+        vec![
+            EntraUser::new("u-1", "alice@contoso.com"),
+            EntraUser::new("u-2", "bob@contoso.com"),
+        ],
         vec![EntraGroup::new("g-1", "Engineering", vec![(Kind::User, "u-1".into())])],
     );
     entra.trust_federated(Federation {
@@ -134,7 +142,10 @@ async fn entra_workload_identity_with_a_token_from_the_api_server() {
         &ns,
         k::secret(
             BW_SECRET,
-            &[("client_id", &bitwarden.client_id()), ("client_secret", &bitwarden.client_secret())],
+            &[
+                ("client_id", &bitwarden.client_id()),
+                ("client_secret", &bitwarden.client_secret()),
+            ],
         ),
     )
     .await;
@@ -144,12 +155,20 @@ async fn entra_workload_identity_with_a_token_from_the_api_server() {
 
     let controller = ControllerProcess::start(Some(&ns), &[]);
     let api: Api<DirectorySync> = Api::namespaced(client.clone(), &ns);
-    api.create(&PostParams::default(), &entra_sync("corp", &entra, &bitwarden, SERVICE_ACCOUNT))
-        .await
-        .unwrap();
-    let ds = wait_for(&api, "corp", Duration::from_secs(90), &controller, "Ready after the first sync", |d| {
-        ready(d).is_some_and(|(status, _, _)| status == "True")
-    })
+    api.create(
+        &PostParams::default(),
+        &entra_sync("corp", &entra, &bitwarden, SERVICE_ACCOUNT),
+    )
+    .await
+    .unwrap();
+    let ds = wait_for(
+        &api,
+        "corp",
+        Duration::from_secs(90),
+        &controller,
+        "Ready after the first sync",
+        |d| ready(d).is_some_and(|(status, _, _)| status == "True"),
+    )
     .await;
     assert_eq!(ready(&ds).unwrap().1, "Synced", "{:?}", ds.status);
     assert_eq!(bitwarden.imports().len(), 1);
@@ -172,9 +191,12 @@ async fn entra_workload_identity_with_a_token_from_the_api_server() {
 
     // A ServiceAccount the controller was not allowed: the condition says how to allow it.
     if k::cluster().user.is_some() {
-        api.create(&PostParams::default(), &entra_sync("other", &entra, &bitwarden, "other"))
-            .await
-            .unwrap();
+        api.create(
+            &PostParams::default(),
+            &entra_sync("other", &entra, &bitwarden, "other"),
+        )
+        .await
+        .unwrap();
         let ds = wait_reason(&api, "other", "SourceAuthFailed", &controller).await;
         let (_, _, message) = ready(&ds).unwrap();
         assert!(message.contains("rbac.serviceAccountTokens"), "{message}");

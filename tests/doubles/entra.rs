@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use dirsync::Error;
 use dirsync::api::{
-    DirectorySyncSpec, EntraCredentialsRef, EntraIdSource, EntraWorkloadIdentity, Mode, Reason, SourceSpec,
-    SyncOptions,
+    DirectorySyncSpec, EntraCredentialsRef, EntraIdSource, EntraWorkloadIdentity, Mode, Reason, SourceSpec, SyncOptions,
 };
 use dirsync::bitwarden::BitwardenApi;
 use dirsync::engine::{self, Connector, RunOptions, SyncState};
@@ -57,7 +56,9 @@ fn fast() -> Options {
 /// enabled and a disabled guest) and 7 groups, nested, with a device and a service principal
 /// among the members.
 fn company() -> (Vec<EntraUser>, Vec<EntraGroup>) {
-    let mut users: Vec<EntraUser> = (0..23).map(|i| EntraUser::new(&uid(i), &format!("User{i}@Contoso.com"))).collect();
+    let mut users: Vec<EntraUser> = (0..23)
+        .map(|i| EntraUser::new(&uid(i), &format!("User{i}@Contoso.com")))
+        .collect();
     users[3].enabled = false;
     users[5].mail = None;
     users[6].mail = Some("user6@contoso.onmicrosoft.com".into());
@@ -100,7 +101,11 @@ async fn tenant() -> EntraDouble {
     entra
 }
 
-async fn connect_with(spec: &EntraIdSource, secrets: &dyn SecretStore, options: Options) -> Result<EntraDirectory, Error> {
+async fn connect_with(
+    spec: &EntraIdSource,
+    secrets: &dyn SecretStore,
+    options: Options,
+) -> Result<EntraDirectory, Error> {
     EntraDirectory::connect(spec, secrets, options).await
 }
 
@@ -120,7 +125,9 @@ async fn read_with(
 }
 
 async fn full_read(entra: &EntraDouble) -> ReadResult {
-    read_with(&entra.spec(), &entra.secrets(), None).await.expect("a full read")
+    read_with(&entra.spec(), &entra.secrets(), None)
+        .await
+        .expect("a full read")
 }
 
 fn sorted_users(users: &[User]) -> Vec<(String, Option<String>, bool, bool)> {
@@ -133,7 +140,10 @@ fn sorted_users(users: &[User]) -> Vec<(String, Option<String>, bool, bool)> {
 }
 
 fn group<'a>(groups: &'a [Group], id: &str) -> &'a Group {
-    groups.iter().find(|g| g.external_id == id).unwrap_or_else(|| panic!("group {id}"))
+    groups
+        .iter()
+        .find(|g| g.external_id == id)
+        .unwrap_or_else(|| panic!("group {id}"))
 }
 
 fn user_ids(users: &[User]) -> Vec<String> {
@@ -155,8 +165,16 @@ async fn a_full_read_pages_every_list_and_builds_the_model_as_the_reference() {
     let find = |i: usize| users.iter().find(|u| u.0 == uid(i)).cloned();
     assert_eq!(find(0), Some((uid(0), Some("user0@contoso.com".into()), false, false)));
     assert_eq!(find(3).unwrap().2, true, "accountEnabled false is disabled");
-    assert_eq!(find(5).unwrap().1.as_deref(), Some("user5@contoso.com"), "no mail: the UPN");
-    assert_eq!(find(6).unwrap().1.as_deref(), Some("user6@contoso.com"), "onmicrosoft.com mail: the UPN");
+    assert_eq!(
+        find(5).unwrap().1.as_deref(),
+        Some("user5@contoso.com"),
+        "no mail: the UPN"
+    );
+    assert_eq!(
+        find(6).unwrap().1.as_deref(),
+        Some("user6@contoso.com"),
+        "onmicrosoft.com mail: the UPN"
+    );
     assert_eq!(find(7), None, "an enabled guest is left out");
     assert_eq!(find(8).unwrap().1.as_deref(), Some("guest8@example.com#ext#"));
 
@@ -168,20 +186,33 @@ async fn a_full_read_pages_every_list_and_builds_the_model_as_the_reference() {
     assert!(everyone.members.is_empty());
     assert_eq!(everyone.children, [gid(1), gid(2)]);
     let eng = group(&d.groups, &gid(1));
-    assert_eq!(eng.members, (0..11).map(uid).collect::<Vec<_>>(), "11 members over 6 pages");
-    assert_eq!(group(&d.groups, &gid(2)).members, [uid(11), uid(12), uid(13), uid(7), uid(8)]);
+    assert_eq!(
+        eng.members,
+        (0..11).map(uid).collect::<Vec<_>>(),
+        "11 members over 6 pages"
+    );
+    assert_eq!(
+        group(&d.groups, &gid(2)).members,
+        [uid(11), uid(12), uid(13), uid(7), uid(8)]
+    );
     assert!(group(&d.groups, &gid(3)).members.is_empty());
 
     // The cursor holds a users delta link of this double.
     let link = &read.cursor[CURSOR_USERS_DELTA];
-    assert!(link.starts_with(&format!("{}/v1.0/users/delta?$deltatoken=", entra.uri())), "{link}");
+    assert!(
+        link.starts_with(&format!("{}/v1.0/users/delta?$deltatoken=", entra.uri())),
+        "{link}"
+    );
 
     // What was asked: $select of the four fields and $top=999, every nextLink followed; the
     // delta round started at "now" before the listing; members 20 groups to a $batch.
     let users_requests = entra.requests_to("users");
     assert_eq!(users_requests.len(), 5, "23 users in pages of 5");
     let first = &users_requests[0];
-    assert_eq!(first.query_param("$select").as_deref(), Some("id,mail,userPrincipalName,accountEnabled"));
+    assert_eq!(
+        first.query_param("$select").as_deref(),
+        Some("id,mail,userPrincipalName,accountEnabled")
+    );
     assert_eq!(first.query_param("$top").as_deref(), Some("999"));
     assert!(users_requests[1..].iter().all(|r| r.query_param("$skiptoken").is_some()
         && r.query_param("$select").as_deref() == Some("id,mail,userPrincipalName,accountEnabled")));
@@ -196,7 +227,10 @@ async fn a_full_read_pages_every_list_and_builds_the_model_as_the_reference() {
     assert!(entra.requests_to("members").is_empty(), "members only through $batch");
     let batched = entra.batched();
     assert!(batched.iter().all(|(r, _)| *r == Some("members")));
-    assert!(batched.iter().any(|(_, p)| p.contains("$skiptoken")), "member pages continued inside batches");
+    assert!(
+        batched.iter().any(|(_, p)| p.contains("$skiptoken")),
+        "member pages continued inside batches"
+    );
     // 7 groups, the largest with 11 members in pages of 2: 6 rounds of one batch each.
     assert_eq!(entra.requests_to("batch").len(), 6);
     for b in entra.requests_to("batch") {
@@ -212,10 +246,7 @@ async fn members_are_read_the_same_without_batching_at_many_more_requests() {
     let batched = full_read(&entra).await.directory;
     let with_batching = entra.requests().len();
     let entra2 = tenant().await;
-    let options = Options {
-        batch: false,
-        ..fast()
-    };
+    let options = Options { batch: false, ..fast() };
     let mut source = connect_with(&entra2.spec(), &entra2.secrets(), options).await.unwrap();
     let single = source
         .read(&ReadRequest {
@@ -226,8 +257,16 @@ async fn members_are_read_the_same_without_batching_at_many_more_requests() {
         .await
         .unwrap()
         .directory;
-    let mut a: Vec<_> = batched.groups.iter().map(|g| (g.external_id.clone(), g.members.clone(), g.children.clone())).collect();
-    let mut b: Vec<_> = single.groups.iter().map(|g| (g.external_id.clone(), g.members.clone(), g.children.clone())).collect();
+    let mut a: Vec<_> = batched
+        .groups
+        .iter()
+        .map(|g| (g.external_id.clone(), g.members.clone(), g.children.clone()))
+        .collect();
+    let mut b: Vec<_> = single
+        .groups
+        .iter()
+        .map(|g| (g.external_id.clone(), g.members.clone(), g.children.clone()))
+        .collect();
     a.sort();
     b.sort();
     assert_eq!(a, b);
@@ -255,11 +294,17 @@ async fn a_certificate_credential_sends_an_rs256_assertion_named_by_its_thumbpri
     let read = read_with(&spec, &secrets, None).await.unwrap();
     assert_eq!(read.directory.users.len(), 22);
     let form = entra.requests_to("token")[0].form();
-    assert_eq!(form["client_assertion_type"], "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+    assert_eq!(
+        form["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
     assert!(!form.contains_key("client_secret"));
     let header = jsonwebtoken::decode_header(&form["client_assertion"]).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
-    assert_eq!(header.x5t, Some(crate::support::entra::certificate_identity(APP_CERT).0));
+    assert_eq!(
+        header.x5t,
+        Some(crate::support::entra::certificate_identity(APP_CERT).0)
+    );
 
     // The app does not know this certificate (another key, another certificate): the message
     // names the thumbprint to upload.
@@ -274,7 +319,10 @@ async fn a_certificate_credential_sends_an_rs256_assertion_named_by_its_thumbpri
     let err = read_with(&spec, &secrets, None).await.unwrap_err();
     assert_eq!(err.reason(), Reason::SourceAuthFailed);
     let msg = err.to_string();
-    assert!(msg.contains("AADSTS700027") && msg.contains("upload the certificate with thumbprint"), "{msg}");
+    assert!(
+        msg.contains("AADSTS700027") && msg.contains("upload the certificate with thumbprint"),
+        "{msg}"
+    );
 
     // An expired certificate is refused before anything is sent.
     let expired = MemorySecrets::new()
@@ -310,7 +358,11 @@ async fn workload_identity_from_a_token_file() {
     });
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("azure-identity-token");
-    std::fs::write(&file, service_account_token(ISSUER_KEY, ISSUER, SUBJECT, FEDERATION_AUDIENCE, 3600)).unwrap();
+    std::fs::write(
+        &file,
+        service_account_token(ISSUER_KEY, ISSUER, SUBJECT, FEDERATION_AUDIENCE, 3600),
+    )
+    .unwrap();
     let spec = federated_spec(&entra, Some(file.display().to_string()), None);
     let none = MemorySecrets::new();
     let read = read_with(&spec, &none, None).await.unwrap();
@@ -322,29 +374,49 @@ async fn workload_identity_from_a_token_file() {
     // A token for another ServiceAccount: the message names issuer and subject to register.
     std::fs::write(
         &file,
-        service_account_token(ISSUER_KEY, ISSUER, "system:serviceaccount:identity:other", FEDERATION_AUDIENCE, 3600),
+        service_account_token(
+            ISSUER_KEY,
+            ISSUER,
+            "system:serviceaccount:identity:other",
+            FEDERATION_AUDIENCE,
+            3600,
+        ),
     )
     .unwrap();
     let err = read_with(&spec, &none, None).await.unwrap_err();
     assert_eq!(err.reason(), Reason::SourceAuthFailed);
     let msg = err.to_string();
     assert!(msg.contains("AADSTS70021"), "{msg}");
-    assert!(msg.contains("\"system:serviceaccount:identity:other\"") && msg.contains(ISSUER), "{msg}");
+    assert!(
+        msg.contains("\"system:serviceaccount:identity:other\"") && msg.contains(ISSUER),
+        "{msg}"
+    );
     assert!(msg.contains("Federated credentials"), "{msg}");
     assert!(!msg.contains("eyJ"), "no token in messages: {msg}");
 
     // Signed by another key: refused; expired: refused with the expiry time.
-    std::fs::write(&file, service_account_token(OTHER_KEY, ISSUER, SUBJECT, FEDERATION_AUDIENCE, 3600)).unwrap();
+    std::fs::write(
+        &file,
+        service_account_token(OTHER_KEY, ISSUER, SUBJECT, FEDERATION_AUDIENCE, 3600),
+    )
+    .unwrap();
     let err = read_with(&spec, &none, None).await.unwrap_err();
     assert!(err.to_string().contains("AADSTS50013"), "{err}");
-    std::fs::write(&file, service_account_token(ISSUER_KEY, ISSUER, SUBJECT, FEDERATION_AUDIENCE, -600)).unwrap();
+    std::fs::write(
+        &file,
+        service_account_token(ISSUER_KEY, ISSUER, SUBJECT, FEDERATION_AUDIENCE, -600),
+    )
+    .unwrap();
     let err = read_with(&spec, &none, None).await.unwrap_err();
     assert!(err.to_string().contains("outside its validity (it expires at"), "{err}");
 
     // No file: said at connect.
     let missing = federated_spec(&entra, Some(dir.path().join("nope").display().to_string()), None);
     let err = connect_with(&missing, &none, fast()).await.unwrap_err();
-    assert!(err.to_string().contains("cannot read the ServiceAccount token file"), "{err}");
+    assert!(
+        err.to_string().contains("cannot read the ServiceAccount token file"),
+        "{err}"
+    );
 }
 
 /// A store that requests ServiceAccount tokens as the controller's does (here: signs them).
@@ -363,9 +435,14 @@ impl SecretStore for TokenIssuingStore {
     }
 
     async fn service_account_token(&self, service_account: &str, audience: &str) -> Result<SecretValue, Error> {
-        self.requests.lock().unwrap().push((service_account.into(), audience.into()));
+        self.requests
+            .lock()
+            .unwrap()
+            .push((service_account.into(), audience.into()));
         let subject = format!("system:serviceaccount:{}:{service_account}", self.namespace);
-        Ok(SecretValue::new(service_account_token(ISSUER_KEY, ISSUER, &subject, audience, 600)))
+        Ok(SecretValue::new(service_account_token(
+            ISSUER_KEY, ISSUER, &subject, audience, 600,
+        )))
     }
 }
 
@@ -390,8 +467,13 @@ async fn workload_identity_through_a_service_account_token_request() {
     );
     // Outside a cluster (the CLI's store) there is no TokenRequest: the spec error says so.
     let err = connect_with(&spec, &MemorySecrets::new(), fast()).await.unwrap_err();
-    let Error::InvalidSpec(fields) = &err else { panic!("{err}") };
-    assert_eq!(fields[0].path, "spec.source.entraId.workloadIdentity.serviceAccountName");
+    let Error::InvalidSpec(fields) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        fields[0].path,
+        "spec.source.entraId.workloadIdentity.serviceAccountName"
+    );
     assert!(fields[0].message.contains("federatedTokenFile"), "{err}");
 }
 
@@ -435,7 +517,10 @@ async fn token_refusals_say_what_to_fix() {
         ..entra.spec()
     };
     let err = read_with(&spec, &entra.secrets(), None).await.unwrap_err();
-    assert!(err.to_string().contains("AADSTS1002012") && err.to_string().contains("cloud"), "{err}");
+    assert!(
+        err.to_string().contains("AADSTS1002012") && err.to_string().contains("cloud"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -445,7 +530,10 @@ async fn missing_permissions_are_named() {
     let err = read_with(&entra.spec(), &entra.secrets(), None).await.unwrap_err();
     assert_eq!(err.reason(), Reason::SourceAuthFailed);
     let msg = err.to_string();
-    assert!(msg.contains("User.Read.All") && msg.contains("Grant admin consent"), "{msg}");
+    assert!(
+        msg.contains("User.Read.All") && msg.contains("Grant admin consent"),
+        "{msg}"
+    );
     assert!(msg.contains("Authorization_RequestDenied"), "{msg}");
 
     let entra = tenant().await;
@@ -475,7 +563,14 @@ async fn a_refused_token_is_renewed_once() {
     source.read(&request).await.unwrap();
     assert_eq!(entra.requests_to("token").len(), 2);
     // A 401 that does not go away is an authentication failure.
-    entra.fail_next("groups", usize::MAX, Failure::json(401, crate::support::entra::graph_error("InvalidAuthenticationToken", "Access token validation failure.")));
+    entra.fail_next(
+        "groups",
+        usize::MAX,
+        Failure::json(
+            401,
+            crate::support::entra::graph_error("InvalidAuthenticationToken", "Access token validation failure."),
+        ),
+    );
     let err = source.read(&request).await.unwrap_err();
     assert_eq!(err.reason(), Reason::SourceAuthFailed);
     assert!(err.to_string().contains("InvalidAuthenticationToken"), "{err}");
@@ -507,7 +602,11 @@ async fn throttling_is_waited_out_as_graph_asks_and_counted() {
     let read = full_read(&entra).await;
     assert_eq!(read.directory.users.len(), 22);
     assert_eq!(group(&read.directory.groups, &gid(1)).members.len(), 11);
-    assert!(started.elapsed() >= Duration::from_millis(1900), "Retry-After honoured: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "Retry-After honoured: {:?}",
+        started.elapsed()
+    );
     assert_eq!(entra.requests_to("users").len(), 6);
     assert!(throttled_count("list_users") > users_before);
     assert!(throttled_count("list_members") >= members_before + 2);
@@ -537,7 +636,12 @@ async fn full_read_err(entra: &EntraDouble) -> Error {
 async fn a_list_that_cannot_be_read_to_its_end_fails_the_read() {
     // A page that keeps failing.
     let entra = tenant().await;
-    entra.fail_after("users", 2, usize::MAX, Failure::json(500, crate::support::entra::graph_error("generalException", "boom")));
+    entra.fail_after(
+        "users",
+        2,
+        usize::MAX,
+        Failure::json(500, crate::support::entra::graph_error("generalException", "boom")),
+    );
     let err = full_read_err(&entra).await;
     assert_eq!(err.reason(), Reason::SourceUnavailable);
     assert!(err.to_string().contains("4 attempts"), "{err}");
@@ -547,18 +651,30 @@ async fn a_list_that_cannot_be_read_to_its_end_fails_the_read() {
     let foreign = json!({"value": [], "@odata.nextLink": "https://evil.example/v1.0/users?$skiptoken=x"});
     entra.fail_after("users", 1, 1, Failure::json(200, foreign));
     let err = full_read_err(&entra).await;
-    assert!(err.to_string().contains("evil.example") && err.to_string().contains("not followed"), "{err}");
+    assert!(
+        err.to_string().contains("evil.example") && err.to_string().contains("not followed"),
+        "{err}"
+    );
 
     // A next link that repeats.
     let entra = tenant().await;
     let again = format!("{}/v1.0/groups?$select=id,displayName&$top=999", entra.uri());
-    entra.fail_next("groups", usize::MAX, Failure::json(200, json!({"value": [], "@odata.nextLink": again})));
+    entra.fail_next(
+        "groups",
+        usize::MAX,
+        Failure::json(200, json!({"value": [], "@odata.nextLink": again})),
+    );
     let err = full_read_err(&entra).await;
     assert!(err.to_string().contains("same next link twice"), "{err}");
 
     // An answer that is not Graph's.
     let entra = tenant().await;
-    entra.fail_after("groups", 1, 1, Failure::body(200, "text/html", "<html>proxy login</html>"));
+    entra.fail_after(
+        "groups",
+        1,
+        1,
+        Failure::body(200, "text/html", "<html>proxy login</html>"),
+    );
     let err = full_read_err(&entra).await;
     assert_eq!(err.reason(), Reason::SourceUnavailable);
     assert!(err.to_string().contains("not with a page of a list"), "{err}");
@@ -587,7 +703,9 @@ async fn the_users_delta_reports_changes_and_deletions_in_both_shapes() {
         let cursor = Some(first.cursor.clone());
 
         // No change: an incremental read with no users, and a new link.
-        let quiet = read_with(&entra.spec(), &entra.secrets(), cursor.clone()).await.unwrap();
+        let quiet = read_with(&entra.spec(), &entra.secrets(), cursor.clone())
+            .await
+            .unwrap();
         assert!(!quiet.directory.complete);
         assert!(quiet.directory.users.is_empty());
         assert_eq!(quiet.directory.groups.len(), 7, "groups are read in full every time");
@@ -598,7 +716,9 @@ async fn the_users_delta_reports_changes_and_deletions_in_both_shapes() {
         entra.delete_user(&uid(4), true);
         entra.update_user(&uid(9), |u| u.mail = Some("renamed@contoso.com".into()));
         entra.update_user(&uid(9), |u| u.mail = Some("renamed.again@contoso.com".into()));
-        let read = read_with(&entra.spec(), &entra.secrets(), Some(quiet.cursor.clone())).await.unwrap();
+        let read = read_with(&entra.spec(), &entra.secrets(), Some(quiet.cursor.clone()))
+            .await
+            .unwrap();
         let d = read.directory;
         assert!(!d.complete);
         assert_eq!(
@@ -613,7 +733,10 @@ async fn the_users_delta_reports_changes_and_deletions_in_both_shapes() {
             ],
             "{shape:?}"
         );
-        assert!(!group(&d.groups, &gid(1)).members.contains(&uid(2)), "deleted users leave groups");
+        assert!(
+            !group(&d.groups, &gid(1)).members.contains(&uid(2)),
+            "deleted users leave groups"
+        );
         assert_ne!(read.cursor[CURSOR_USERS_DELTA], quiet.cursor[CURSOR_USERS_DELTA]);
         assert_eq!(entra.requests_to("deleted_users").len(), 1);
         // The delta round paged (3 changes a page) and the stored link was followed as given.
@@ -629,20 +752,34 @@ async fn an_expired_delta_link_means_a_full_read() {
     let first = full_read(&entra).await;
     entra.expire_delta_links();
     entra.update_user(&uid(1), |u| u.enabled = false);
-    let read = read_with(&entra.spec(), &entra.secrets(), Some(first.cursor.clone())).await.unwrap();
+    let read = read_with(&entra.spec(), &entra.secrets(), Some(first.cursor.clone()))
+        .await
+        .unwrap();
     assert!(read.directory.complete, "a full read");
     assert_eq!(read.directory.users.len(), 22);
     assert_ne!(read.cursor[CURSOR_USERS_DELTA], first.cursor[CURSOR_USERS_DELTA]);
     // A link of another Graph root is not followed: a full read too.
     let mut foreign = first.cursor.clone();
-    foreign.insert(CURSOR_USERS_DELTA.into(), "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x".into());
+    foreign.insert(
+        CURSOR_USERS_DELTA.into(),
+        "https://graph.microsoft.com/v1.0/users/delta?$deltatoken=x".into(),
+    );
     let before = entra.requests_to("users_delta").len();
     let read = read_with(&entra.spec(), &entra.secrets(), Some(foreign)).await.unwrap();
     assert!(read.directory.complete);
-    assert_eq!(entra.requests_to("users_delta").len(), before + 1, "only the new round's start");
+    assert_eq!(
+        entra.requests_to("users_delta").len(),
+        before + 1,
+        "only the new round's start"
+    );
 }
 
-async fn read_filtered(entra: &EntraDouble, user_filter: Option<&str>, group_filter: Option<&str>, groups: bool) -> ReadResult {
+async fn read_filtered(
+    entra: &EntraDouble,
+    user_filter: Option<&str>,
+    group_filter: Option<&str>,
+    groups: bool,
+) -> ReadResult {
     let spec = EntraIdSource {
         user_filter: user_filter.map(str::to_string),
         group_filter: group_filter.map(str::to_string),
@@ -675,7 +812,11 @@ async fn filters_by_email_group_membership_name_and_administrative_unit() {
     assert_eq!(user_ids(&r.directory.users), want);
     assert!(r.directory.groups.is_empty());
     let r = read_filtered(&entra, Some(&format!("excludeGroup:{},{}", gid(6), gid(2))), None, true).await;
-    assert_eq!(r.directory.users.len(), 22 - 3 - 4, "Leadership (16, Finance: 14, 15) and Sales (11-13, 8)");
+    assert_eq!(
+        r.directory.users.len(),
+        22 - 3 - 4,
+        "Leadership (16, Finance: 14, 15) and Sales (11-13, 8)"
+    );
     assert!(!r.directory.restrict_users_to_groups);
 
     // Groups by name; users in no synced group are then left out by the core.
@@ -688,7 +829,10 @@ async fn filters_by_email_group_membership_name_and_administrative_unit() {
     assert_eq!(r.directory.groups.len(), 6);
 
     // Groups by administrative unit.
-    entra.set_unit("au-1", vec![(Kind::Group, gid(5)), (Kind::User, uid(1)), (Kind::Group, gid(6))]);
+    entra.set_unit(
+        "au-1",
+        vec![(Kind::Group, gid(5)), (Kind::User, uid(1)), (Kind::Group, gid(6))],
+    );
     let r = read_filtered(&entra, None, Some("includeAdministrativeUnit:au-1"), true).await;
     let mut ids: Vec<String> = r.directory.groups.iter().map(|g| g.external_id.clone()).collect();
     ids.sort();
@@ -702,13 +846,20 @@ async fn filters_by_email_group_membership_name_and_administrative_unit() {
         ..entra.spec()
     };
     let err = read_with(&spec, &entra.secrets(), None).await.unwrap_err();
-    assert!(err.to_string().contains("administrative unit au-missing does not exist"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("administrative unit au-missing does not exist"),
+        "{err}"
+    );
     let spec = EntraIdSource {
         user_filter: Some(format!("includeGroup:{}", gid(99))),
         ..entra.spec()
     };
     let err = read_with(&spec, &entra.secrets(), None).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidSpec(_)) && err.to_string().contains("does not exist"), "{err}");
+    assert!(
+        matches!(err, Error::InvalidSpec(_)) && err.to_string().contains("does not exist"),
+        "{err}"
+    );
 }
 
 /// The source with fast retries, and the Bitwarden double's client.
@@ -719,8 +870,14 @@ struct EntraConnector {
 
 #[async_trait]
 impl Connector for EntraConnector {
-    async fn source(&self, spec: &DirectorySyncSpec, secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
-        let SourceSpec::EntraId(entra) = &spec.source else { panic!("an Entra spec") };
+    async fn source(
+        &self,
+        spec: &DirectorySyncSpec,
+        secrets: &dyn SecretStore,
+    ) -> Result<Box<dyn DirectorySource>, Error> {
+        let SourceSpec::EntraId(entra) = &spec.source else {
+            panic!("an Entra spec")
+        };
         Ok(Box::new(EntraDirectory::connect(entra, secrets, fast()).await?))
     }
     async fn bitwarden(&self, _: &DirectorySyncSpec, _: &dyn SecretStore) -> Result<Box<dyn BitwardenApi>, Error> {
@@ -742,7 +899,10 @@ async fn a_sync_whose_read_fails_sends_nothing_and_keeps_its_cursor() {
         suspend: false,
     };
     let mut secrets = c.entra.secrets();
-    for (k, v) in [("client_id", c.bitwarden.client_id()), ("client_secret", c.bitwarden.client_secret())] {
+    for (k, v) in [
+        ("client_id", c.bitwarden.client_id()),
+        ("client_secret", c.bitwarden.client_secret()),
+    ] {
         secrets.insert(crate::support::bitwarden::SECRET_NAME, k, v);
     }
     let outcome = engine::run(&spec, &SyncState::default(), &RunOptions::default(), &secrets, &c)
@@ -755,9 +915,18 @@ async fn a_sync_whose_read_fails_sends_nothing_and_keeps_its_cursor() {
     // The third page of members breaks for good: the sync fails, nothing more is sent, and the
     // cursor stays as it was.
     c.entra.fail_batched("members", 3, usize::MAX, 503, None);
-    let err = engine::run(&spec, &state, &RunOptions { force: true, ..Default::default() }, &secrets, &c)
-        .await
-        .unwrap_err();
+    let err = engine::run(
+        &spec,
+        &state,
+        &RunOptions {
+            force: true,
+            ..Default::default()
+        },
+        &secrets,
+        &c,
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.reason(), Reason::SourceUnavailable);
     assert_eq!(c.bitwarden.imports().len(), 1);
     // The double is used through the connector only.
@@ -766,10 +935,14 @@ async fn a_sync_whose_read_fails_sends_nothing_and_keeps_its_cursor() {
 
 #[test]
 fn the_double_and_the_client_use_only_what_the_vendor_describes() {
-    let Some(users_yml) = crate::support::vendor::vendor_spec("msgraph-v1.0-Users.yml", "Entra: Graph paths, parameters, fields") else {
+    let Some(users_yml) =
+        crate::support::vendor::vendor_spec("msgraph-v1.0-Users.yml", "Entra: Graph paths, parameters, fields")
+    else {
         return;
     };
-    let Some(groups_yml) = crate::support::vendor::vendor_spec("msgraph-v1.0-Groups.yml", "Entra: Graph paths, parameters, fields") else {
+    let Some(groups_yml) =
+        crate::support::vendor::vendor_spec("msgraph-v1.0-Groups.yml", "Entra: Graph paths, parameters, fields")
+    else {
         return;
     };
     let load = |p: &std::path::Path| -> Value {
@@ -780,7 +953,10 @@ fn the_double_and_the_client_use_only_what_the_vendor_describes() {
     let groups = load(&groups_yml);
     let resolve = |doc: &Value, v: &Value| -> Value {
         match v.get("$ref").and_then(Value::as_str) {
-            Some(r) => r.trim_start_matches("#/").split('/').fold(doc.clone(), |d, k| d[k].clone()),
+            Some(r) => r
+                .trim_start_matches("#/")
+                .split('/')
+                .fold(doc.clone(), |d, k| d[k].clone()),
             None => v.clone(),
         }
     };
@@ -811,20 +987,31 @@ fn the_double_and_the_client_use_only_what_the_vendor_describes() {
         );
     }
     // Delta answers carry @odata.deltaLink (users delta is not in these slices: providers.md 1.3).
-    let delta = &groups["paths"]["/groups/microsoft.graph.delta()"]["get"]["responses"]["2XX"]["content"]["application/json"]["schema"]["properties"];
+    let delta = &groups["paths"]["/groups/microsoft.graph.delta()"]["get"]["responses"]["2XX"]["content"]["application/json"]
+        ["schema"]["properties"];
     assert!(delta["@odata.deltaLink"].is_object() && delta["@odata.nextLink"].is_object());
     // The fields read.
     let schemas = &users["components"]["schemas"];
     let user_props = |name: &str| -> bool {
         let user = &schemas["microsoft.graph.user"];
-        let own = user["allOf"].as_array().unwrap().iter().any(|p| p["properties"][name].is_object());
+        let own = user["allOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["properties"][name].is_object());
         own || name == "id"
     };
     for field in ["mail", "userPrincipalName", "accountEnabled", "id"] {
         assert!(user_props(field), "user.{field}");
     }
     let group = &groups["components"]["schemas"]["microsoft.graph.group"];
-    assert!(group["allOf"].as_array().unwrap().iter().any(|p| p["properties"]["displayName"].is_object()));
+    assert!(
+        group["allOf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["properties"]["displayName"].is_object())
+    );
     let dobj = &groups["components"]["schemas"]["microsoft.graph.directoryObjectCollectionResponse"]["properties"];
     assert!(dobj["value"].is_object() && dobj["@odata.nextLink"].is_object());
     // Graph's error body: error.code and error.message.
@@ -865,11 +1052,19 @@ async fn dirsync_test_prints_what_bwdc_test_prints() {
     ];
     let member = |k: Kind, id: &String| (k, id.clone());
     let groups = vec![
-        EntraGroup::new(&backend, "Backend", vec![member(Kind::User, &bob), member(Kind::User, &dave)]),
+        EntraGroup::new(
+            &backend,
+            "Backend",
+            vec![member(Kind::User, &bob), member(Kind::User, &dave)],
+        ),
         EntraGroup::new(
             &engineering,
             "Engineering",
-            vec![member(Kind::User, &alice), member(Kind::User, &bob), member(Kind::Group, &backend)],
+            vec![
+                member(Kind::User, &alice),
+                member(Kind::User, &bob),
+                member(Kind::Group, &backend),
+            ],
         ),
         EntraGroup::new(
             &everyone,
@@ -881,7 +1076,11 @@ async fn dirsync_test_prints_what_bwdc_test_prints() {
                 (Kind::Device, "laptop-1".into()),
             ],
         ),
-        EntraGroup::new(&sales, "Sales", vec![member(Kind::User, &carol), member(Kind::User, &erin)]),
+        EntraGroup::new(
+            &sales,
+            "Sales",
+            vec![member(Kind::User, &carol), member(Kind::User, &erin)],
+        ),
     ];
     entra.set_directory(users, groups);
     let bitwarden = BitwardenDouble::start().await;

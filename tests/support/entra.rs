@@ -104,7 +104,9 @@ impl EntraUser {
             "accountEnabled" => json!(self.enabled),
             "displayName" => json!(self.upn.split('@').next().unwrap_or_default()),
             "userType" => json!(if self.upn.contains("#EXT#") { "Guest" } else { "Member" }),
-            "givenName" | "surname" | "jobTitle" | "mobilePhone" | "officeLocation" | "preferredLanguage" => Value::Null,
+            "givenName" | "surname" | "jobTitle" | "mobilePhone" | "officeLocation" | "preferredLanguage" => {
+                Value::Null
+            }
             "businessPhones" => json!([]),
             _ => return None,
         })
@@ -468,12 +470,19 @@ impl EntraDouble {
         if !permanently {
             s.deleted.push(user);
         }
-        s.log.push(Change::Removed(id.into(), if permanently { "deleted" } else { "changed" }));
+        s.log.push(Change::Removed(
+            id.into(),
+            if permanently { "deleted" } else { "changed" },
+        ));
     }
 
     pub fn add_member(&self, group: &str, kind: Kind, id: &str) {
         let mut s = self.state();
-        let g = s.groups.iter_mut().find(|g| g.id == group).expect("a group of the double");
+        let g = s
+            .groups
+            .iter_mut()
+            .find(|g| g.id == group)
+            .expect("a group of the double");
         g.members.push((kind, id.into()));
     }
 
@@ -610,7 +619,9 @@ impl Answer {
 }
 
 fn query(url: &reqwest::Url) -> HashMap<String, String> {
-    url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
+    url.query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 /// The nextLink of a page: the request's URL (on the double's own origin) with `$skiptoken`
@@ -623,7 +634,11 @@ fn next_link(base: &str, url: &reqwest::Url, token: &str) -> String {
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     let mut q = String::new();
-    for (k, v) in pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain([("$skiptoken", token)]) {
+    for (k, v) in pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([("$skiptoken", token)])
+    {
         if !q.is_empty() {
             q.push('&');
         }
@@ -656,20 +671,32 @@ impl State {
                 400,
                 "invalid_request",
                 90002,
-                &format!("Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."),
+                &format!(
+                    "Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."
+                ),
             );
         }
-        let form: HashMap<String, String> = parse_form(&String::from_utf8_lossy(&request.body)).into_iter().collect();
+        let form: HashMap<String, String> = parse_form(&String::from_utf8_lossy(&request.body))
+            .into_iter()
+            .collect();
         let field = |k: &str| form.get(k).map(String::as_str).unwrap_or_default();
         if field("grant_type") != "client_credentials" {
-            return aadsts(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.");
+            return aadsts(
+                400,
+                "unsupported_grant_type",
+                70003,
+                "The app requested an unsupported grant type.",
+            );
         }
         if field("scope") != format!("{}/.default", self.base) {
             return aadsts(
                 400,
                 "invalid_scope",
                 1002012,
-                &format!("The provided value for scope {} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).", field("scope")),
+                &format!(
+                    "The provided value for scope {} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).",
+                    field("scope")
+                ),
             );
         }
         if field("client_id") != self.client_id {
@@ -677,7 +704,10 @@ impl State {
                 400,
                 "unauthorized_client",
                 700016,
-                &format!("Application with identifier '{}' was not found in the directory '{TENANT}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.", field("client_id")),
+                &format!(
+                    "Application with identifier '{}' was not found in the directory '{TENANT}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+                    field("client_id")
+                ),
             );
         }
         let token_url = format!("{}{}", self.base, path);
@@ -708,7 +738,10 @@ impl State {
         let token = format!("eyJ0eXAi.{}.{}", self.tokens.len() + 1, new_id().replace('-', ""));
         self.tokens.insert(
             token.clone(),
-            (Instant::now() + Duration::from_secs(self.expires_in), self.permissions.clone()),
+            (
+                Instant::now() + Duration::from_secs(self.expires_in),
+                self.permissions.clone(),
+            ),
         );
         json_response(
             200,
@@ -726,10 +759,16 @@ impl State {
         }
         if let Some(x5t) = &header.x5t {
             let Some((registered, key)) = &self.certificate else {
-                return bad(700027, "The certificate with identifier used to sign the client assertion is not registered on application.");
+                return bad(
+                    700027,
+                    "The certificate with identifier used to sign the client assertion is not registered on application.",
+                );
             };
             if x5t != registered {
-                return bad(700027, "The certificate with identifier used to sign the client assertion is not registered on application.");
+                return bad(
+                    700027,
+                    "The certificate with identifier used to sign the client assertion is not registered on application.",
+                );
             }
             let mut v = Validation::new(Algorithm::RS256);
             v.set_audience(&[token_url]);
@@ -742,9 +781,14 @@ impl State {
                 Err(e) => {
                     use jsonwebtoken::errors::ErrorKind as K;
                     return match e.kind() {
-                        K::ExpiredSignature | K::ImmatureSignature => bad(700024, "Client assertion is not within its valid time range."),
+                        K::ExpiredSignature | K::ImmatureSignature => {
+                            bad(700024, "Client assertion is not within its valid time range.")
+                        }
                         K::InvalidSignature => bad(700027, "Client assertion failed signature validation."),
-                        _ => bad(700023, &format!("Client assertion audience, issuer or subject is invalid ({e}).")),
+                        _ => bad(
+                            700023,
+                            &format!("Client assertion audience, issuer or subject is invalid ({e})."),
+                        ),
                     };
                 }
             };
@@ -790,7 +834,8 @@ impl State {
         match jsonwebtoken::decode::<Value>(assertion, &f.key.decoding_key(), &v) {
             Ok(_) => Ok(()),
             Err(e) => match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature | jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature
+                | jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
                     bad(700024, "Client assertion is not within its valid time range.")
                 }
                 _ => bad(50013, &format!("Assertion failed signature validation. [Reason - {e}]")),
@@ -810,7 +855,8 @@ impl State {
             let mut a = Answer::error(401, "InvalidAuthenticationToken", message);
             a.headers.push((
                 "WWW-Authenticate".into(),
-                "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\"".into(),
+                "Bearer realm=\"\", authorization_uri=\"https://login.microsoftonline.com/common/oauth2/authorize\""
+                    .into(),
             ));
             a
         };
@@ -836,7 +882,8 @@ impl State {
         let mut ids = HashSet::new();
         let mut responses = Vec::new();
         for r in requests {
-            let (Some(id), Some(method), Some(url)) = (r["id"].as_str(), r["method"].as_str(), r["url"].as_str()) else {
+            let (Some(id), Some(method), Some(url)) = (r["id"].as_str(), r["method"].as_str(), r["url"].as_str())
+            else {
                 return Answer::error(400, "BadRequest", "Each request needs an id, a method and a url.").template();
             };
             if !ids.insert(id.to_string()) {
@@ -844,7 +891,11 @@ impl State {
             }
             let relative = format!("/{}", url.trim_start_matches('/'));
             let full = reqwest::Url::parse(&format!("{}/v1.0{relative}", self.base)).expect("a batched URL");
-            let route = if method == "GET" { graph_route(full.path().trim_start_matches("/v1.0")) } else { None };
+            let route = if method == "GET" {
+                graph_route(full.path().trim_start_matches("/v1.0"))
+            } else {
+                None
+            };
             self.batched.push((route, relative.clone()));
             let answer = match route {
                 None => Answer::error(400, "BadRequest", "Invalid request."),
@@ -853,7 +904,11 @@ impl State {
                         let mut a = match f.status {
                             429 => Answer::error(429, "TooManyRequests", "Too many requests."),
                             404 => Answer::error(404, "Request_ResourceNotFound", "Resource does not exist."),
-                            403 => Answer::error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+                            403 => Answer::error(
+                                403,
+                                "Authorization_RequestDenied",
+                                "Insufficient privileges to complete the operation.",
+                            ),
                             s => Answer::error(s, "generalException", "General exception while processing."),
                         };
                         if let Some(ra) = f.retry_after {
@@ -864,7 +919,8 @@ impl State {
                     None => self.graph(route, &full, permissions),
                 },
             };
-            let headers: serde_json::Map<String, Value> = answer.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let headers: serde_json::Map<String, Value> =
+                answer.headers.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
             responses.push(json!({"id": id, "status": answer.status, "headers": headers, "body": answer.body}));
         }
         // Graph answers in any order.
@@ -894,13 +950,23 @@ impl State {
             _ => [GROUP_MEMBER_READ_ALL, "Directory.Read.All"],
         };
         if !needs.iter().any(|p| permissions.contains(*p)) {
-            return Answer::error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.");
+            return Answer::error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            );
         }
         let q = query(url);
         let top = match q.get("$top").map(|t| t.parse::<usize>()) {
             None => 100,
             Some(Ok(t)) if (1..=999).contains(&t) => t,
-            Some(_) => return Answer::error(400, "Request_BadRequest", "Invalid page size specified: the value of $top must be between 1 and 999."),
+            Some(_) => {
+                return Answer::error(
+                    400,
+                    "Request_BadRequest",
+                    "Invalid page size specified: the value of $top must be between 1 and 999.",
+                );
+            }
         };
         let select: Option<Vec<String>> = q.get("$select").map(|s| s.split(',').map(str::to_string).collect());
         let token = q.get("$skiptoken").map(String::as_str);
@@ -912,7 +978,9 @@ impl State {
                     Err(a) => return a,
                 };
                 let size = top.min(self.users_page);
-                self.page(url, &self.users, size, token, "users", |u| object(&fields, |f| u.field(f)))
+                self.page(url, &self.users, size, token, "users", |u| {
+                    object(&fields, |f| u.field(f))
+                })
             }
             "deleted_users" => {
                 let fields = match user_fields(&select) {
@@ -928,11 +996,16 @@ impl State {
             }
             "groups" => {
                 let fields: Vec<String> = select.unwrap_or_else(|| vec!["id".into(), "displayName".into()]);
-                if let Some(bad) = fields.iter().find(|f| EntraGroup::new("", "", vec![]).field(f).is_none()) {
+                if let Some(bad) = fields
+                    .iter()
+                    .find(|f| EntraGroup::new("", "", vec![]).field(f).is_none())
+                {
                     return unknown_property(bad, "group");
                 }
                 let size = top.min(self.groups_page);
-                self.page(url, &self.groups, size, token, "groups", |g| object(&fields, |f| g.field(f)))
+                self.page(url, &self.groups, size, token, "groups", |g| {
+                    object(&fields, |f| g.field(f))
+                })
             }
             "members" | "au_members" => {
                 let id = &segments[segments.len() - 2];
@@ -945,7 +1018,9 @@ impl State {
                     return Answer::error(
                         404,
                         "Request_ResourceNotFound",
-                        &format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present."),
+                        &format!(
+                            "Resource '{id}' does not exist or one of its queried reference-property objects are not present."
+                        ),
                     );
                 };
                 let fields = select.unwrap_or_else(|| vec!["id".into()]);
@@ -975,7 +1050,11 @@ impl State {
         to_json: impl Fn(&T) -> Value,
     ) -> Answer {
         let Ok((slice, next)) = page(items, size, token) else {
-            return Answer::error(400, "Directory_ExpiredPageToken", "The specified page token value has expired and can no longer be included in your request.");
+            return Answer::error(
+                400,
+                "Directory_ExpiredPageToken",
+                "The specified page token value has expired and can no longer be included in your request.",
+            );
         };
         let value: Vec<Value> = slice.iter().map(to_json).collect();
         let mut body = json!({"@odata.context": format!("{}/v1.0/$metadata#{context}", self.base), "value": value});
@@ -994,7 +1073,10 @@ impl State {
     fn delta(&mut self, url: &reqwest::Url, q: &HashMap<String, String>, select: Option<Vec<String>>) -> Answer {
         // The client's fields (the delta link encodes them at Graph; here they are fixed).
         let fields: Vec<String> = select.unwrap_or_else(|| {
-            ["id", "mail", "userPrincipalName", "accountEnabled"].iter().map(|s| s.to_string()).collect()
+            ["id", "mail", "userPrincipalName", "accountEnabled"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()
         });
         if let Some(bad) = fields.iter().find(|f| EntraUser::new("", "").field(f).is_none()) {
             return unknown_property(bad, "user");
@@ -1031,8 +1113,13 @@ impl State {
             }
             Some(token) => match self.delta_tokens.get(token).copied() {
                 None => {
-                    let mut a = Answer::error(410, "syncStateNotFound", "The sync state generation is not found or has expired. Please restart the sync without a state token.");
-                    a.headers.push(("Location".into(), format!("{}/v1.0/users/delta", self.base)));
+                    let mut a = Answer::error(
+                        410,
+                        "syncStateNotFound",
+                        "The sync state generation is not found or has expired. Please restart the sync without a state token.",
+                    );
+                    a.headers
+                        .push(("Location".into(), format!("{}/v1.0/users/delta", self.base)));
                     a
                 }
                 Some(from) => {

@@ -104,7 +104,14 @@ fn random_guid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// The payload claims of a JWT, unverified (our own assertion, for messages only).
@@ -149,10 +156,19 @@ fn certificate_for(pem: &str, key: &RsaKey, path: &str) -> Result<(String, Strin
 impl Auth {
     /// Reads what the spec names: the Secret's keys, the token file (checked readable), or a
     /// ServiceAccount token from the store.
-    pub async fn resolve(spec: &EntraIdSource, endpoints: &Endpoints, secrets: &dyn SecretStore) -> Result<Auth, Error> {
+    pub async fn resolve(
+        spec: &EntraIdSource,
+        endpoints: &Endpoints,
+        secrets: &dyn SecretStore,
+    ) -> Result<Auth, Error> {
         let (client_id, credential, source) = match (&spec.credentials_secret_ref, &spec.workload_identity) {
             (Some(c), _) => {
-                let client_id = secrets.get(&c.name, &c.client_id_key).await?.expose().trim().to_string();
+                let client_id = secrets
+                    .get(&c.name, &c.client_id_key)
+                    .await?
+                    .expose()
+                    .trim()
+                    .to_string();
                 match (&c.certificate_key, &c.private_key_key) {
                     (Some(cert_key), Some(key_key)) => {
                         let key_pem = secrets.get(&c.name, key_key).await?;
@@ -180,8 +196,15 @@ impl Auth {
                     }
                     _ => {
                         let secret = secrets.get(&c.name, &c.client_secret_key).await?;
-                        let source = format!("Secret {:?} (keys {:?} and {:?})", c.name, c.client_id_key, c.client_secret_key);
-                        (client_id, Credential::Secret(SecretValue::new(secret.expose().trim())), source)
+                        let source = format!(
+                            "Secret {:?} (keys {:?} and {:?})",
+                            c.name, c.client_id_key, c.client_secret_key
+                        );
+                        (
+                            client_id,
+                            Credential::Secret(SecretValue::new(secret.expose().trim())),
+                            source,
+                        )
                     }
                 }
             }
@@ -189,18 +212,21 @@ impl Auth {
                 let p = format!("{P}.workloadIdentity");
                 let client_id = w.client_id.trim().to_string();
                 if let Some(name) = &w.service_account_name {
-                    let token = secrets
-                        .service_account_token(name, FEDERATION_AUDIENCE)
-                        .await
-                        .map_err(|e| match e {
-                            Error::InvalidSpec(errors) => Error::InvalidSpec(
-                                errors
-                                    .into_iter()
-                                    .map(|f| crate::api::FieldError::new(format!("{p}.serviceAccountName"), f.message))
-                                    .collect(),
-                            ),
-                            other => other,
-                        })?;
+                    let token =
+                        secrets
+                            .service_account_token(name, FEDERATION_AUDIENCE)
+                            .await
+                            .map_err(|e| match e {
+                                Error::InvalidSpec(errors) => Error::InvalidSpec(
+                                    errors
+                                        .into_iter()
+                                        .map(|f| {
+                                            crate::api::FieldError::new(format!("{p}.serviceAccountName"), f.message)
+                                        })
+                                        .collect(),
+                                ),
+                                other => other,
+                            })?;
                     let source = format!("{p} (ServiceAccount {name:?}, client id {client_id})");
                     (client_id, Credential::ServiceAccountToken(token), source)
                 } else {
@@ -225,7 +251,12 @@ impl Auth {
                     (client_id, Credential::TokenFile(file), source)
                 }
             }
-            (None, None) => return Err(Error::invalid(P, "no credential: set credentialsSecretRef or workloadIdentity")),
+            (None, None) => {
+                return Err(Error::invalid(
+                    P,
+                    "no credential: set credentialsSecretRef or workloadIdentity",
+                ));
+            }
         };
         Ok(Auth {
             client_id,
@@ -273,7 +304,10 @@ impl Auth {
                     exp: now + ASSERTION_LIFETIME.as_secs(),
                 };
                 let signed = jwt::sign(&header, &claims, key).map_err(|e| {
-                    Error::SourceAuthFailed(format!("cannot sign the client assertion with the key of {}: {e}", self.source))
+                    Error::SourceAuthFailed(format!(
+                        "cannot sign the client assertion with the key of {}: {e}",
+                        self.source
+                    ))
                 })?;
                 SecretValue::new(signed)
             }
@@ -452,7 +486,10 @@ mod tests {
         )
         .unwrap();
         let c = claims_of(&t);
-        assert_eq!((c.iss.as_str(), c.sub.as_str(), c.exp), ("https://k", "system:serviceaccount:a:b", Some(5)));
+        assert_eq!(
+            (c.iss.as_str(), c.sub.as_str(), c.exp),
+            ("https://k", "system:serviceaccount:a:b", Some(5))
+        );
         assert_eq!(claims_of("garbage").iss, "");
     }
 }

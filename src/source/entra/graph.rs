@@ -271,7 +271,9 @@ impl Graph {
         if !seen.insert(link.to_string()) {
             return Err(side.error(
                 FailureKind::Unavailable,
-                format!("Microsoft Graph returned the same next link twice while {what}: the list cannot be read to its end"),
+                format!(
+                    "Microsoft Graph returned the same next link twice while {what}: the list cannot be read to its end"
+                ),
             ));
         }
         if seen.len() > MAX_PAGES {
@@ -299,7 +301,11 @@ impl Graph {
             let reply = self.get(operation, &url).await?;
             if !reply.status.is_success() {
                 if delta && is_expired_delta(&reply) {
-                    return Ok(ListEnd::Expired(format!("HTTP {}{}", reply.status.as_u16(), with_colon(&reply.detail()))));
+                    return Ok(ListEnd::Expired(format!(
+                        "HTTP {}{}",
+                        reply.status.as_u16(),
+                        with_colon(&reply.detail())
+                    )));
                 }
                 return Err(self.refusal(want, &reply));
             }
@@ -356,7 +362,8 @@ impl Graph {
             if let Some(next) = page.next {
                 let mut seen = HashSet::new();
                 self.check_link(&next, &mut seen, want.what)?;
-                self.list(operation, want, &next, false, |page| add(&mut items, page)).await?;
+                self.list(operation, want, &next, false, |page| add(&mut items, page))
+                    .await?;
             }
             Ok::<_, Error>((key, Listed::Items(items)))
         }))
@@ -510,7 +517,10 @@ impl Graph {
             }
             if retried {
                 round += 1;
-                let backoff = policy.delays().nth(round.saturating_sub(1) as usize).unwrap_or(policy.max_delay);
+                let backoff = policy
+                    .delays()
+                    .nth(round.saturating_sub(1) as usize)
+                    .unwrap_or(policy.max_delay);
                 let pause = wait.unwrap_or(backoff);
                 debug!(provider = NAME, operation, pause = %human(pause), "batched requests throttled or failed: waiting");
                 tokio::time::sleep(pause).await;
@@ -526,7 +536,10 @@ impl Graph {
 
     /// One `$batch` of GETs (paths under `/v1.0`): the answers by request position, and how long
     /// the batch took.
-    async fn batch_once<T: DeserializeOwned>(&self, paths: Vec<String>) -> Result<(Vec<(usize, BatchItem<T>)>, f64), Error> {
+    async fn batch_once<T: DeserializeOwned>(
+        &self,
+        paths: Vec<String>,
+    ) -> Result<(Vec<(usize, BatchItem<T>)>, f64), Error> {
         let body = BatchBody {
             requests: paths
                 .iter()
@@ -569,7 +582,12 @@ impl Graph {
         let mut answered = vec![false; paths.len()];
         for item in answer.responses {
             // Answers come in any order; each names its request.
-            let index = item.id.parse::<usize>().ok().and_then(|i| i.checked_sub(1)).filter(|&i| i < paths.len());
+            let index = item
+                .id
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .filter(|&i| i < paths.len());
             match index {
                 Some(i) if !answered[i] => {
                     answered[i] = true;
@@ -578,7 +596,10 @@ impl Graph {
                 _ => {
                     return Err(self.http.side().error(
                         FailureKind::Unavailable,
-                        format!("Microsoft Graph answered a batch with an unknown or repeated id {:?}", item.id),
+                        format!(
+                            "Microsoft Graph answered a batch with an unknown or repeated id {:?}",
+                            item.id
+                        ),
                     ));
                 }
             }
@@ -607,7 +628,10 @@ fn item_headers(map: &HashMap<String, String>) -> HeaderMap {
     }
     // Graph spells it `Retry-After`; make sure a differently cased key is found.
     if !headers.contains_key(RETRY_AFTER)
-        && let Some(v) = map.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).map(|(_, v)| v)
+        && let Some(v) = map
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .map(|(_, v)| v)
         && let Ok(value) = HeaderValue::from_str(v)
     {
         headers.insert(RETRY_AFTER, value);
@@ -663,7 +687,10 @@ mod tests {
             400,
             r#"{"error":{"code":"BadRequest","message":"x"}}"#
         )));
-        assert!(!is_expired_delta(&reply(500, r#"{"error":{"code":"syncStateNotFound"}}"#)));
+        assert!(!is_expired_delta(&reply(
+            500,
+            r#"{"error":{"code":"syncStateNotFound"}}"#
+        )));
     }
 
     #[test]

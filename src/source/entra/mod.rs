@@ -76,7 +76,10 @@ pub fn cloud_endpoints(cloud: EntraCloud) -> (&'static str, &'static str) {
         EntraCloud::Global => ("https://login.microsoftonline.com", "https://graph.microsoft.com"),
         EntraCloud::USGov => ("https://login.microsoftonline.us", "https://graph.microsoft.us"),
         EntraCloud::USGovDoD => ("https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
-        EntraCloud::China => ("https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
+        EntraCloud::China => (
+            "https://login.chinacloudapi.cn",
+            "https://microsoftgraph.chinacloudapi.cn",
+        ),
     }
 }
 
@@ -111,7 +114,9 @@ fn tenant_problem(tenant: &str) -> Option<&'static str> {
         return Some("must not be empty");
     }
     if ["common", "organizations", "consumers"].contains(&t.to_ascii_lowercase().as_str()) {
-        return Some("must name one tenant (its id or a verified domain): common, organizations and consumers cannot issue app-only tokens");
+        return Some(
+            "must name one tenant (its id or a verified domain): common, organizations and consumers cannot issue app-only tokens",
+        );
     }
     if !t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-') {
         return Some("must be the tenant id (a GUID) or a verified domain such as contoso.onmicrosoft.com");
@@ -181,7 +186,9 @@ impl Provider for EntraIdSource {
                     &format!("{p}.serviceAccountName"),
                     "must be a ServiceAccount name (lower-case letters, digits, '-' and '.')",
                 ),
-                (None, Some(file)) if file.trim().is_empty() => e.add(&format!("{p}.federatedTokenFile"), "must not be empty"),
+                (None, Some(file)) if file.trim().is_empty() => {
+                    e.add(&format!("{p}.federatedTokenFile"), "must not be empty")
+                }
                 _ => {}
             }
         }
@@ -192,7 +199,9 @@ impl Provider for EntraIdSource {
     }
 
     async fn connect(&self, secrets: &dyn SecretStore) -> Result<Box<dyn DirectorySource>, Error> {
-        Ok(Box::new(EntraDirectory::connect(self, secrets, Options::default()).await?))
+        Ok(Box::new(
+            EntraDirectory::connect(self, secrets, Options::default()).await?,
+        ))
     }
 }
 
@@ -329,22 +338,44 @@ mod tests {
     fn each_cloud_has_its_own_hosts_and_overrides_win() {
         let mut s = secret_spec();
         let cases = [
-            (EntraCloud::Global, "https://login.microsoftonline.com", "https://graph.microsoft.com"),
-            (EntraCloud::USGov, "https://login.microsoftonline.us", "https://graph.microsoft.us"),
-            (EntraCloud::USGovDoD, "https://login.microsoftonline.us", "https://dod-graph.microsoft.us"),
-            (EntraCloud::China, "https://login.chinacloudapi.cn", "https://microsoftgraph.chinacloudapi.cn"),
+            (
+                EntraCloud::Global,
+                "https://login.microsoftonline.com",
+                "https://graph.microsoft.com",
+            ),
+            (
+                EntraCloud::USGov,
+                "https://login.microsoftonline.us",
+                "https://graph.microsoft.us",
+            ),
+            (
+                EntraCloud::USGovDoD,
+                "https://login.microsoftonline.us",
+                "https://dod-graph.microsoft.us",
+            ),
+            (
+                EntraCloud::China,
+                "https://login.chinacloudapi.cn",
+                "https://microsoftgraph.chinacloudapi.cn",
+            ),
         ];
         for (cloud, login, graph) in cases {
             s.cloud = cloud;
             let e = Endpoints::of(&s);
-            assert_eq!(e.token_url, format!("{login}/contoso.onmicrosoft.com/oauth2/v2.0/token"));
+            assert_eq!(
+                e.token_url,
+                format!("{login}/contoso.onmicrosoft.com/oauth2/v2.0/token")
+            );
             assert_eq!(e.scope, format!("{graph}/.default"));
             assert_eq!(e.api, format!("{graph}/v1.0"));
         }
         s.authority_url = Some("http://127.0.0.1:8080/login/".into());
         s.graph_url = Some("http://127.0.0.1:8081/".into());
         let e = Endpoints::of(&s);
-        assert_eq!(e.token_url, "http://127.0.0.1:8080/login/contoso.onmicrosoft.com/oauth2/v2.0/token");
+        assert_eq!(
+            e.token_url,
+            "http://127.0.0.1:8080/login/contoso.onmicrosoft.com/oauth2/v2.0/token"
+        );
         assert_eq!(e.scope, "http://127.0.0.1:8081/.default");
         assert_eq!(e.api, "http://127.0.0.1:8081/v1.0");
     }

@@ -216,7 +216,10 @@ pub(super) async fn read(graph: &Graph, settings: &Settings, request: &ReadReque
         .filter(|link| {
             let ours = graph.is_users_delta_link(link);
             if !ours {
-                info!(provider = super::NAME, "the stored users delta link is not of this Graph root: full read");
+                info!(
+                    provider = super::NAME,
+                    "the stored users delta link is not of this Graph root: full read"
+                );
             }
             ours
         });
@@ -289,7 +292,10 @@ async fn read_users(graph: &Graph, delta: Option<&str>) -> Result<UsersRead, Err
     // The delta round starts before the listing, so that a change made while the list is read
     // shows up in the next incremental read (perhaps twice, which is harmless).
     let start = graph.url(&format!("/users/delta?$select={USER_FIELDS}&$deltatoken=latest"));
-    let delta_link = match graph.list::<GraphUser>("users_delta", USERS_DELTA, &start, false, |_| {}).await? {
+    let delta_link = match graph
+        .list::<GraphUser>("users_delta", USERS_DELTA, &start, false, |_| {})
+        .await?
+    {
         ListEnd::Done(Some(link)) => link,
         _ => {
             return Err(Error::SourceUnavailable(
@@ -406,7 +412,11 @@ async fn read_groups(graph: &Graph, settings: &Settings) -> Result<Vec<Group>, E
                 });
             }
             // Deleted while the read ran: it is gone from the directory.
-            _ => info!(provider = super::NAME, group = g.id, "group deleted during the read: left out"),
+            _ => info!(
+                provider = super::NAME,
+                group = g.id,
+                "group deleted during the read: left out"
+            ),
         }
     }
     Ok(groups)
@@ -425,7 +435,9 @@ async fn administrative_unit_groups(graph: &Graph, filter: &SetFilter) -> Result
             )
         })
         .collect();
-    let units = graph.many("list_au_members", AU_MEMBERS, lists, add_unit_groups).await?;
+    let units = graph
+        .many("list_au_members", AU_MEMBERS, lists, add_unit_groups)
+        .await?;
     let mut groups = HashSet::new();
     for id in ids {
         match units.get(id.as_str()) {
@@ -493,7 +505,12 @@ async fn transitive_users(graph: &Graph, read: &[Group], roots: &HashSet<String>
             }
             if let Some(m) = known.get(&id) {
                 users.extend(m.users.iter().map(|u| u.to_lowercase()));
-                next.extend(m.groups.iter().map(|g| g.to_lowercase()).filter(|g| !visited.contains(g)));
+                next.extend(
+                    m.groups
+                        .iter()
+                        .map(|g| g.to_lowercase())
+                        .filter(|g| !visited.contains(g)),
+                );
             }
         }
         next.sort();
@@ -511,13 +528,25 @@ mod tests {
     #[test]
     fn the_email_rule_of_the_reference() {
         let cases: &[(Option<&str>, Option<&str>, Option<&str>)] = &[
-            (Some("Alice@Contoso.com"), Some("alice@contoso.onmicrosoft.com"), Some("alice@contoso.com")),
+            (
+                Some("Alice@Contoso.com"),
+                Some("alice@contoso.onmicrosoft.com"),
+                Some("alice@contoso.com"),
+            ),
             (None, Some("Bob@Contoso.com"), Some("bob@contoso.com")),
             (Some(""), Some("bob@contoso.com"), Some("bob@contoso.com")),
             (Some("  "), Some("bob@contoso.com"), Some("bob@contoso.com")),
-            (Some("carol@contoso.onmicrosoft.com"), Some("carol@contoso.com"), Some("carol@contoso.com")),
+            (
+                Some("carol@contoso.onmicrosoft.com"),
+                Some("carol@contoso.com"),
+                Some("carol@contoso.com"),
+            ),
             // No UPN to fall back to: the onmicrosoft.com mail stays.
-            (Some("dan@contoso.onmicrosoft.com"), None, Some("dan@contoso.onmicrosoft.com")),
+            (
+                Some("dan@contoso.onmicrosoft.com"),
+                None,
+                Some("dan@contoso.onmicrosoft.com"),
+            ),
             (
                 None,
                 Some("guest_example.com#EXT#@contoso.onmicrosoft.com"),
@@ -544,10 +573,19 @@ mod tests {
     fn users_become_the_model_as_the_reference_makes_them() {
         let guest = Some("g_x.com#EXT#@t.onmicrosoft.com");
         let cases = [
-            (graph_user("1", Some("a@x.com"), None, Some(true)), Some((Some("a@x.com"), false, false))),
-            (graph_user("2", Some("b@x.com"), None, Some(false)), Some((Some("b@x.com"), true, false))),
+            (
+                graph_user("1", Some("a@x.com"), None, Some(true)),
+                Some((Some("a@x.com"), false, false)),
+            ),
+            (
+                graph_user("2", Some("b@x.com"), None, Some(false)),
+                Some((Some("b@x.com"), true, false)),
+            ),
             // accountEnabled missing: enabled (as the reference).
-            (graph_user("3", Some("c@x.com"), None, None), Some((Some("c@x.com"), false, false))),
+            (
+                graph_user("3", Some("c@x.com"), None, None),
+                Some((Some("c@x.com"), false, false)),
+            ),
             // Enabled guests (`#` in the email) are left out; disabled ones stay.
             (graph_user("4", None, guest, Some(true)), None),
             (
@@ -566,7 +604,11 @@ mod tests {
 
     #[test]
     fn both_shapes_of_removed_are_deleted_users() {
-        for removed in [serde_json::json!({"reason": "changed"}), serde_json::json!({"reason": "deleted"}), serde_json::json!("deleted")] {
+        for removed in [
+            serde_json::json!({"reason": "changed"}),
+            serde_json::json!({"reason": "deleted"}),
+            serde_json::json!("deleted"),
+        ] {
             let u: GraphUser = serde_json::from_value(serde_json::json!({"id": "9", "@removed": removed})).unwrap();
             let user = to_user(u).unwrap();
             assert!(user.deleted && !user.disabled && user.email.is_none());
