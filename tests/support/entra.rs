@@ -724,7 +724,7 @@ impl State {
             if field("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
                 return aadsts(400, "invalid_request", 700025, "Invalid client assertion type.");
             }
-            if let Err(refusal) = self.check_assertion(assertion, &token_url) {
+            if let Some(refusal) = self.check_assertion(assertion, &token_url) {
                 return refusal;
             }
         } else {
@@ -749,8 +749,9 @@ impl State {
         )
     }
 
-    fn check_assertion(&self, assertion: &str, token_url: &str) -> Result<(), ResponseTemplate> {
-        let bad = |code: u64, text: &str| Err(aadsts(401, "invalid_client", code, text));
+    /// `None` when the assertion is accepted, else the refusal.
+    fn check_assertion(&self, assertion: &str, token_url: &str) -> Option<ResponseTemplate> {
+        let bad = |code: u64, text: &str| Some(aadsts(401, "invalid_client", code, text));
         let Ok(header) = jsonwebtoken::decode_header(assertion) else {
             return bad(50027, "JWT token is invalid or malformed.");
         };
@@ -797,7 +798,7 @@ impl State {
             if exp.saturating_sub(nbf) > 3600 || c["jti"].as_str().is_none_or(str::is_empty) {
                 return bad(700023, "Client assertion lifetime is too long or it has no jti.");
             }
-            return Ok(());
+            return None;
         }
         // A federated token: find the credential by issuer, subject and audience first.
         let Some(f) = &self.federation else {
@@ -815,7 +816,7 @@ impl State {
             _ => false,
         };
         if claims["iss"] != json!(f.issuer) || claims["sub"] != json!(f.subject) || !aud_ok {
-            return Err(aadsts(
+            return Some(aadsts(
                 400,
                 "invalid_client",
                 70021,
@@ -832,7 +833,7 @@ impl State {
         v.set_issuer(&[f.issuer.as_str()]);
         v.sub = Some(f.subject.clone());
         match jsonwebtoken::decode::<Value>(assertion, &f.key.decoding_key(), &v) {
-            Ok(_) => Ok(()),
+            Ok(_) => None,
             Err(e) => match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature
                 | jsonwebtoken::errors::ErrorKind::ImmatureSignature => {

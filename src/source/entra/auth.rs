@@ -31,7 +31,7 @@ const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
 pub(super) enum Credential {
     Secret(SecretValue),
     Certificate {
-        key: RsaKey,
+        key: Box<RsaKey>,
         /// base64url SHA-1 of the certificate's DER.
         x5t: String,
         /// The same thumbprint in hex, as the Entra admin center shows it.
@@ -77,6 +77,9 @@ struct AssertionClaims<'a> {
     iat: u64,
     exp: u64,
 }
+
+/// The form fields of a token request.
+pub(super) type Form = Vec<(&'static str, String)>;
 
 /// The token endpoint's error body (AADSTS).
 #[derive(Debug, Default, Deserialize)]
@@ -192,7 +195,15 @@ impl Auth {
                             "Secret {:?} (keys {:?}, {:?} and {:?})",
                             c.name, c.client_id_key, cert_key, key_key
                         );
-                        (client_id, Credential::Certificate { key, x5t, thumbprint }, source)
+                        (
+                            client_id,
+                            Credential::Certificate {
+                                key: Box::new(key),
+                                x5t,
+                                thumbprint,
+                            },
+                            source,
+                        )
                     }
                     _ => {
                         let secret = secrets.get(&c.name, &c.client_secret_key).await?;
@@ -279,7 +290,7 @@ impl Auth {
 
     /// The form of one token request (a fresh assertion, or the token file read now), and the
     /// assertion sent, if any.
-    pub fn form(&self) -> Result<(Vec<(&'static str, String)>, Option<SecretValue>), Error> {
+    pub fn form(&self) -> Result<(Form, Option<SecretValue>), Error> {
         let mut form = vec![
             ("client_id", self.client_id.clone()),
             ("scope", self.scope.clone()),
