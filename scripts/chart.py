@@ -52,6 +52,17 @@ def lease_rules(lease: str) -> list[dict]:
     ]
 
 
+def token_rules(values: dict) -> list[dict]:
+    """The opt-in TokenRequest rule (Entra workload identity): none unless rbac.serviceAccountTokens."""
+    rbac = values.get("rbac", {})
+    if not rbac.get("serviceAccountTokens"):
+        return []
+    rule = {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}
+    if rbac.get("serviceAccountTokenNames"):
+        rule["resourceNames"] = rbac["serviceAccountTokenNames"]
+    return [rule]
+
+
 METRICS = {
     "dirsync_ready", "dirsync_sync_runs_total", "dirsync_sync_errors_total",
     "dirsync_last_sync_timestamp_seconds", "dirsync_last_success_timestamp_seconds",
@@ -161,6 +172,9 @@ CASES: dict[str, dict] = {
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]}},
     "network-policy-deny-egress": {"networkPolicy": {"enabled": True, "egress": []}},
     "grafana-dashboard": {"grafanaDashboard": {"enabled": True}},
+    "service-account-tokens": {"rbac": {"serviceAccountTokens": True}},
+    "service-account-tokens-named-namespace-mode": {"watchNamespace": "identity", "rbac": {
+        "serviceAccountTokens": True, "serviceAccountTokenNames": ["dirsync-entra"]}},
     "custom-ca-and-image": {
         "image": {"repository": "registry.example/dirsync", "tag": "1.2.3", "pullPolicy": "Always"},
         "imagePullSecrets": [{"name": "regcred"}],
@@ -182,6 +196,7 @@ BAD_VALUES = {
     "namespace name": {"watchNamespace": "Not_A_Namespace"},
     "rule field": {"prometheusRule": {"rules": {"DirSyncStale": {"severity": "critical", "four": "1h"}}}},
     "duration": {"serviceMonitor": {"interval": "30 seconds"}},
+    "token name": {"rbac": {"serviceAccountTokenNames": ["Not_A_Name"]}},
 }
 
 
@@ -416,10 +431,10 @@ def check_case(f: Failures, case: str, values: dict, docs, rendered: dict[str, s
     lease_role = (NAMESPACE, f"{RELEASE}-leader-election")
     if values_ns:
         f.check("ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds, f"{case}: no ClusterRole in namespace mode")
-        f.check(roles.get((values_ns, RELEASE), {}).get("rules") == RBAC_RULES, f"{case}: Role in {values_ns}")
+        f.check(roles.get((values_ns, RELEASE), {}).get("rules") == RBAC_RULES + token_rules(values), f"{case}: Role in {values_ns}")
         f.check(f"--namespace={values_ns}" in args, f"{case}: --namespace")
     else:
-        f.check(kinds["ClusterRole"][0]["rules"] == RBAC_RULES, f"{case}: ClusterRole rules = operations.md, no Lease")
+        f.check(kinds["ClusterRole"][0]["rules"] == RBAC_RULES + token_rules(values), f"{case}: ClusterRole rules = operations.md, no Lease")
         f.check(kinds["ClusterRoleBinding"][0]["subjects"] == sa_subject, f"{case}: ClusterRoleBinding subject")
         f.check(not any(a.startswith("--namespace") for a in args), f"{case}: no --namespace")
     # The Lease: never in a ClusterRole (that would reach kube-system and kube-node-lease); with

@@ -48,6 +48,20 @@ pub trait SecretStore: Send + Sync {
             Err(e) => Err(e),
         }
     }
+
+    /// A short-lived token of ServiceAccount `service_account` in the resource's namespace, for
+    /// `audience` (the TokenRequest API). Only the controller can request one: every other store
+    /// answers `InvalidSpec` (path `serviceAccountName`) saying so.
+    async fn service_account_token(&self, service_account: &str, audience: &str) -> Result<SecretValue, Error> {
+        let _ = audience;
+        Err(Error::invalid(
+            "serviceAccountName",
+            format!(
+                "only the controller in a cluster can request a token for ServiceAccount {service_account:?}; \
+                 outside a cluster use a token file instead (federatedTokenFile)"
+            ),
+        ))
+    }
 }
 
 /// The value of `key` in one Secret's data (`None`: the Secret does not exist), read the same way

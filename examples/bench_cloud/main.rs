@@ -12,23 +12,26 @@
 #[path = "../../tests/support/double.rs"]
 #[allow(dead_code)]
 mod double;
+#[path = "../../tests/support/entra.rs"]
+#[allow(dead_code)]
+mod entra_double;
 #[path = "../../tests/support/google.rs"]
 #[allow(dead_code)]
 mod google_double;
 #[path = "../../tests/support/okta.rs"]
 #[allow(dead_code)]
 mod okta_double;
+#[path = "../../tests/support/onelogin.rs"]
+#[allow(dead_code)]
+mod onelogin_double;
 #[path = "../../tests/support/secrets.rs"]
 #[allow(dead_code)]
 mod secrets;
 
-#[path = "../../tests/support/onelogin.rs"]
-#[allow(dead_code)]
-mod onelogin_double;
-
 // Each provider uses the fields its format has (`Team::children` only where groups nest).
 #[allow(dead_code)]
 mod company;
+mod entra;
 mod google;
 mod okta;
 mod onelogin;
@@ -93,6 +96,7 @@ fn usage(problem: &str) -> ! {
 // One arm per provider.
 async fn start(provider: &str, company: &Company, latency: Duration) -> Box<dyn Served> {
     match provider {
+        "entraId" => entra::start(company, latency).await,
         "googleWorkspace" => google::start(company, latency).await,
         "okta" => okta::start(company, latency).await,
         "oneLogin" => onelogin::start(company, latency).await,

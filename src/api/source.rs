@@ -180,47 +180,99 @@ pub struct LdapGroups {
     pub member_attribute: Option<String>,
 }
 
+/// The Microsoft cloud of the tenant: each has its own login host and Graph root.
 #[derive(Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum EntraCloud {
+    /// `login.microsoftonline.com`, `graph.microsoft.com` (also Microsoft 365 GCC).
     #[default]
     Global,
+    /// US Government L4 (GCC High): `login.microsoftonline.us`, `graph.microsoft.us`.
     USGov,
+    /// US Government L5 (DoD): `login.microsoftonline.us`, `dod-graph.microsoft.us`.
     USGovDoD,
+    /// China (21Vianet): `login.chinacloudapi.cn`, `microsoftgraph.chinacloudapi.cn`.
     China,
 }
 
+/// Microsoft Entra ID through Microsoft Graph, as an app registration with the application
+/// permissions `User.Read.All` and `GroupMember.Read.All` (admin consent granted). Exactly one
+/// credential: a client secret or a certificate in `credentialsSecretRef`, or a Kubernetes
+/// ServiceAccount token through `workloadIdentity` (no secret at all).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "has(self.credentialsSecretRef) != has(self.workloadIdentity)", "message": "set exactly one of credentialsSecretRef (client secret or certificate) and workloadIdentity"}
+]))]
 pub struct EntraIdSource {
+    /// The tenant: its id (a GUID) or a verified domain such as `contoso.onmicrosoft.com`.
     pub tenant_id: String,
     #[serde(default)]
     pub cloud: EntraCloud,
-    pub credentials_secret_ref: EntraCredentialsRef,
+    /// The app's client id and its client secret or certificate, in a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret_ref: Option<EntraCredentialsRef>,
+    /// Keyless: the app trusts a Kubernetes ServiceAccount token (a federated identity
+    /// credential with audience `api://AzureADTokenExchange`) instead of a secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_identity: Option<EntraWorkloadIdentity>,
+    /// Users: `include:` / `exclude:` emails, or `includeGroup:` / `excludeGroup:` group object
+    /// ids (their transitive members).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_filter: Option<String>,
+    /// Groups: `include:` / `exclude:` names, or `includeAdministrativeUnit:` /
+    /// `excludeAdministrativeUnit:` administrative unit ids.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_filter: Option<String>,
     /// Override of the login endpoint (token at `<authorityUrl>/<tenantId>/oauth2/v2.0/token`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authority_url: Option<String>,
-    /// Override of the Graph endpoint (API at `<graphUrl>/v1.0/...`).
+    /// Override of the Graph endpoint (API at `<graphUrl>/v1.0/...`, scope `<graphUrl>/.default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graph_url: Option<String>,
 }
 
+/// A client secret (the default) or a certificate (`certificateKey` and `privateKeyKey`).
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EntraCredentialsRef {
     pub name: String,
+    /// Key of the application (client) id.
     #[serde(default = "default_client_id_key")]
     pub client_id_key: String,
+    /// Key of the client secret's value (not its id); unused with a certificate.
     #[serde(default = "default_client_secret_key")]
     pub client_secret_key: String,
-    /// Key of a PEM certificate, for certificate credentials instead of a client secret.
+    /// Key of the PEM certificate uploaded to the app registration, for certificate
+    /// credentials instead of a client secret (with `privateKeyKey`; both may name one key
+    /// holding the certificate and the key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_key: Option<String>,
+    /// Key of the certificate's RSA private key (PEM, PKCS#8 or PKCS#1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key_key: Option<String>,
+}
+
+/// Workload identity federation: the app registration has a federated identity credential for
+/// the ServiceAccount token (issuer: the cluster's service-account issuer, subject
+/// `system:serviceaccount:<namespace>:<name>`, audience `api://AzureADTokenExchange`). The token
+/// comes from a file (`federatedTokenFile`, by default `$AZURE_FEDERATED_TOKEN_FILE` as Azure
+/// Workload Identity injects it), or the controller requests it for `serviceAccountName`.
+#[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "!(has(self.serviceAccountName) && has(self.federatedTokenFile))", "message": "set serviceAccountName or federatedTokenFile, not both"}
+]))]
+pub struct EntraWorkloadIdentity {
+    /// The application (client) id of the app registration (not a secret).
+    pub client_id: String,
+    /// The controller requests a token for this ServiceAccount, in the DirectorySync's
+    /// namespace (TokenRequest API; the chart's `rbac.serviceAccountTokens` grants it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    /// Path of a projected ServiceAccount token file, read before each token request. Default
+    /// (when `serviceAccountName` is not set either): `$AZURE_FEDERATED_TOKEN_FILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_token_file: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone, Debug, Default, PartialEq, JsonSchema)]

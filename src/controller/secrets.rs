@@ -5,8 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::Api;
+use kube::api::PostParams;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
@@ -70,10 +72,16 @@ pub async fn secret_versions(
 /// A Secret's data, or `None` when the Secret does not exist.
 type SecretData = Option<BTreeMap<String, Vec<u8>>>;
 
+/// Lifetime asked for ServiceAccount tokens: the TokenRequest API's minimum. A token is
+/// exchanged at once for a directory's own access token.
+pub const SERVICE_ACCOUNT_TOKEN_SECONDS: i64 = 600;
+
 /// [`SecretStore`] over the Kubernetes API, for one namespace. Each Secret is read once per sync
-/// (the store lives for one sync) and its values are only held in memory.
+/// (the store lives for one sync) and its values are only held in memory. ServiceAccount tokens
+/// (Entra workload identity) come from the TokenRequest API in the same namespace.
 pub struct KubeSecretStore {
     api: Api<Secret>,
+    service_accounts: Api<ServiceAccount>,
     namespace: String,
     cache: Mutex<HashMap<String, SecretData>>,
 }
@@ -81,6 +89,7 @@ pub struct KubeSecretStore {
 impl KubeSecretStore {
     pub fn new(client: kube::Client, namespace: &str) -> Self {
         KubeSecretStore {
+            service_accounts: Api::namespaced(client.clone(), namespace),
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_string(),
             cache: Mutex::new(HashMap::new()),
@@ -129,6 +138,43 @@ impl SecretStore for KubeSecretStore {
             }
         };
         value_in(&self.namespace, name, key, data.as_ref())
+    }
+
+    async fn service_account_token(&self, service_account: &str, audience: &str) -> Result<SecretValue, Error> {
+        let ns = &self.namespace;
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: vec![audience.to_string()],
+                expiration_seconds: Some(SERVICE_ACCOUNT_TOKEN_SECONDS),
+                bound_object_ref: None,
+            },
+            ..Default::default()
+        };
+        match self
+            .service_accounts
+            .create_token_request(service_account, &PostParams::default(), &request)
+            .await
+        {
+            Ok(answer) => match answer.status {
+                Some(status) if !status.token.is_empty() => Ok(SecretValue::new(status.token)),
+                _ => Err(Error::SourceUnavailable(format!(
+                    "the Kubernetes API answered the token request for ServiceAccount {service_account:?} without a token"
+                ))),
+            },
+            Err(kube::Error::Api(s)) if s.code == 404 => Err(Error::SourceAuthFailed(format!(
+                "ServiceAccount {service_account:?} does not exist in namespace {ns:?}: create it (its federated \
+                 credential's subject is system:serviceaccount:{ns}:{service_account}), or fix \
+                 workloadIdentity.serviceAccountName"
+            ))),
+            Err(kube::Error::Api(s)) if s.code == 403 => Err(Error::SourceAuthFailed(format!(
+                "the controller may not request tokens for ServiceAccount {service_account:?} in namespace {ns:?} \
+                 ({}): allow it with the chart's rbac.serviceAccountTokens=true (create on serviceaccounts/token)",
+                s.message
+            ))),
+            Err(e) => Err(Error::SourceUnavailable(format!(
+                "cannot request a token for ServiceAccount {service_account:?} from the Kubernetes API: {e}"
+            ))),
+        }
     }
 }
 

@@ -17,6 +17,7 @@
 //! [`FailureKind`] is `BitwardenUnavailable` for Bitwarden and `SourceUnavailable` for a source.
 
 pub mod http;
+pub mod jwt;
 pub mod pace;
 pub mod retry;
 pub mod scrub;

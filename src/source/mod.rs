@@ -91,14 +91,6 @@ pub fn record_request<T>(provider: &str, operation: &str, result: &Result<T, Err
     crate::metrics::provider_request(provider, operation, outcome, started.elapsed().as_secs_f64());
 }
 
-/// The answer of a provider whose reader is not built yet.
-fn not_available(name: &str) -> Error {
-    Error::invalid(
-        &format!("spec.source.{name}"),
-        format!("the {name} source is not available in this version of dirsync"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

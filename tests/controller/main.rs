@@ -6,5 +6,6 @@
 mod support;
 
 mod collections;
+mod entra_federation;
 mod failures;
 mod flows;

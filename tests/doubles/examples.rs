@@ -47,14 +47,16 @@ fn referenced_keys(ds: &DirectorySync) -> Vec<(String, String)> {
             }
         }
         SourceSpec::EntraId(e) => {
-            let c = &e.credentials_secret_ref;
-            refs.push((c.name.clone(), c.client_id_key.clone()));
-            match (&c.certificate_key, &c.private_key_key) {
-                (Some(cert), Some(key)) => {
-                    refs.push((c.name.clone(), cert.clone()));
-                    refs.push((c.name.clone(), key.clone()));
+            // Workload identity references no Secret.
+            if let Some(c) = &e.credentials_secret_ref {
+                refs.push((c.name.clone(), c.client_id_key.clone()));
+                match (&c.certificate_key, &c.private_key_key) {
+                    (Some(cert), Some(key)) => {
+                        refs.push((c.name.clone(), cert.clone()));
+                        refs.push((c.name.clone(), key.clone()));
+                    }
+                    _ => refs.push((c.name.clone(), c.client_secret_key.clone())),
                 }
-                _ => refs.push((c.name.clone(), c.client_secret_key.clone())),
             }
         }
         SourceSpec::GoogleWorkspace(g) => {

@@ -10,6 +10,7 @@ mod cli;
 mod collections;
 mod crd;
 mod engine;
+mod entra;
 mod examples;
 mod google;
 mod okta;

@@ -681,11 +681,15 @@ fn all_secrets(bw: &BitwardenDouble, okta: &OktaDouble) -> MemorySecrets {
 async fn dirsync_test_prints_what_bwdc_test_prints_for_the_same_org() {
     let c = Company::start().await;
     let bw = BitwardenDouble::start().await;
-    let spec = sync_spec(&bw, c.okta.token_spec(), Mode::DryRun);
+    let spec = sync_spec(&bw, c.okta.token_spec(), Mode::Apply);
+    // As `dirsync test` runs it.
     let outcome = engine::run(
         &spec,
         &SyncState::default(),
-        &RunOptions::default(),
+        &RunOptions {
+            dry_run: true,
+            ..Default::default()
+        },
         &all_secrets(&bw, &c.okta),
         &DefaultConnector,
     )

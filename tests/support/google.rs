@@ -1009,7 +1009,8 @@ impl State {
         validation.validate_exp = false;
         validation.validate_aud = false;
         validation.required_spec_claims = HashSet::new();
-        let key = DecodingKey::from_rsa_pem(self.public_key.as_bytes()).expect("the double's public key");
+        dirsync::net::jwt::install();
+        let key = DecodingKey::from_rsa_der(&rsa_public_key(&self.public_key));
         let claims = match jsonwebtoken::decode::<Value>(assertion, &key, &validation) {
             Ok(data) => data.claims,
             Err(_) => return oauth_error(400, "invalid_grant", "Invalid JWT Signature."),
@@ -1215,4 +1216,12 @@ fn percent_decode(text: &str) -> String {
         .next()
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default()
+}
+
+/// The PKCS#1 `RSAPublicKey` inside a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) block.
+fn rsa_public_key(pem: &str) -> Vec<u8> {
+    use x509_parser::prelude::FromDer;
+    let (_, block) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).expect("a PEM public key");
+    let (_, spki) = x509_parser::x509::SubjectPublicKeyInfo::from_der(&block.contents).expect("a SubjectPublicKeyInfo");
+    spki.subject_public_key.data.to_vec()
 }

@@ -6,6 +6,7 @@
 pub mod bitwarden;
 pub mod cli;
 pub mod double;
+pub mod entra;
 pub mod flows;
 pub mod google;
 pub mod kube;

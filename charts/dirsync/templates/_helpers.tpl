@@ -76,6 +76,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: ["create", "patch"]
 {{- end }}
 
+{{/* Opt-in (rbac.serviceAccountTokens): TokenRequest for Entra ID workload identity. */}}
+{{- define "dirsync.tokenRule" -}}
+- apiGroups: [""]
+  resources: ["serviceaccounts/token"]
+  verbs: ["create"]
+  {{- with .Values.rbac.serviceAccountTokenNames }}
+  resourceNames: {{ toJson . }}
+  {{- end }}
+{{- end }}
+
 {{/*
 The leader Lease, granted in the release namespace only and only with leader election on: get and
 update of that one Lease by name; create cannot be limited by name (the object does not exist

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::time::Duration;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, Header};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::Error;
 use crate::api::checks::check_url;
+use crate::net::jwt;
 use crate::net::retry::{default_verdict, google_rate_limited};
 use crate::net::{
     Call, FailureKind, HttpClient, HttpOptions, Reply, RetryPolicy, Scrubber, ServerRules, Side, Token, TokenCache,
@@ -104,7 +105,7 @@ pub struct ServiceAccount {
     pub client_id: String,
     pub key_id: Option<String>,
     pub token_uri: String,
-    key: EncodingKey,
+    key: jwt::RsaKey,
     /// The PEM text, for the scrubber.
     pem: SecretValue,
 }
@@ -151,8 +152,7 @@ impl ServiceAccount {
         let client_email = field(file.client_email, "client_email")?;
         let client_id = field(file.client_id, "client_id")?;
         let pem = field(file.private_key, "private_key")?;
-        let key = EncodingKey::from_rsa_pem(pem.as_bytes())
-            .map_err(|_| bad("has a private_key that is not an RSA private key in PEM form".into()))?;
+        let key = jwt::RsaKey::from_pem(&pem).map_err(|m| bad(format!("has a private_key that {m}")))?;
         let token_uri = file
             .token_uri
             .map(|u| u.trim().to_string())
@@ -191,7 +191,7 @@ impl ServiceAccount {
             iat: now,
             exp: now + ASSERTION_LIFETIME_SECS,
         };
-        jsonwebtoken::encode(&header, &claims, &self.key).map_err(|e| {
+        jwt::sign(&header, &claims, &self.key).map_err(|e| {
             Error::SourceAuthFailed(format!(
                 "cannot sign the service account's token request with its private key ({e}): check {KEY_FIELD}"
             ))
@@ -605,7 +605,9 @@ mod tests {
         let mut validation = jsonwebtoken::Validation::new(Algorithm::RS256);
         validation.validate_exp = false;
         validation.set_audience(&["https://oauth2.googleapis.com/token"]);
-        let public = jsonwebtoken::DecodingKey::from_rsa_pem(fixture("public").as_bytes()).unwrap();
+        crate::net::jwt::install();
+        let private = crate::net::jwt::RsaKey::from_pem(fixture("private")).unwrap();
+        let public = jsonwebtoken::DecodingKey::from_rsa_der(private.public_key_der());
         let claims = jsonwebtoken::decode::<serde_json::Value>(&jwt, &public, &validation)
             .unwrap()
             .claims;
@@ -636,7 +638,7 @@ mod tests {
             ),
             (
                 r#"{"client_email": "a@b", "client_id": "1", "private_key": "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}"#,
-                "not an RSA private key",
+                "not a usable RSA private key",
             ),
         ];
         for (text, want) in cases {
