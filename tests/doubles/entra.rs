@@ -32,6 +32,8 @@ const APP_KEY: &str = include_str!("../support/entra/app.key");
 const APP_CERT: &str = include_str!("../support/entra/app.pem");
 const EXPIRED_CERT: &str = include_str!("../support/entra/expired.pem");
 const OTHER_KEY: &str = include_str!("../support/entra/other.key");
+/// An EC P-256 key: Entra certificate credentials sign RS256, so it is refused.
+const EC_KEY: &str = include_str!("../support/jwt/ec-p256.key");
 const ISSUER_KEY: &str = include_str!("../support/entra/issuer.key");
 const ISSUER_PUB: &str = include_str!("../support/entra/issuer.pub");
 const ISSUER: &str = "https://oidc.prod-aks.azure.com/tenant/issuer/";
@@ -315,6 +317,18 @@ async fn a_certificate_credential_sends_an_rs256_assertion_named_by_its_thumbpri
     let err = read_with(&spec, &other, None).await.unwrap_err();
     assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
     assert!(err.to_string().contains("holds no PEM certificate"), "{err}");
+    let ec = MemorySecrets::new()
+        .with(SECRET_NAME, "client_id", entra.client_id())
+        .with(SECRET_NAME, "tls.crt", APP_CERT)
+        .with(SECRET_NAME, "tls.key", EC_KEY);
+    let before = entra.requests().len();
+    let err = read_with(&spec, &ec, None).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidSpec(_)), "{err}");
+    assert!(
+        err.to_string().contains("tls.key") && err.to_string().contains("an RSA key is needed"),
+        "{err}"
+    );
+    assert_eq!(entra.requests().len(), before, "nothing is sent");
     entra.use_certificate(EXPIRED_CERT); // registered: a different certificate than the one sent
     let err = read_with(&spec, &secrets, None).await.unwrap_err();
     assert_eq!(err.reason(), Reason::SourceAuthFailed);

@@ -306,7 +306,7 @@ pub fn certificate_identity(cert_pem: &str) -> (String, Vec<u8>) {
 /// A ServiceAccount token as a cluster issues it: RS256 signed with `issuer_key` (PEM), for
 /// `audience`, valid for `lifetime` seconds from now (negative: already expired).
 pub fn service_account_token(issuer_key: &str, issuer: &str, subject: &str, audience: &str, lifetime: i64) -> String {
-    let key = dirsync::net::jwt::RsaKey::from_pem(issuer_key).expect("the issuer key");
+    let key = dirsync::net::jwt::SigningKey::from_rsa_pem(issuer_key).expect("the issuer key");
     let now = now_secs() as i64;
     let claims = json!({"iss": issuer, "sub": subject, "aud": [audience], "iat": now - 60, "nbf": now - 60, "exp": now + lifetime,
         "kubernetes.io": {"namespace": "identity", "serviceaccount": {"name": "x", "uid": new_id()}}});

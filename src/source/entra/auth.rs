@@ -20,7 +20,7 @@ use super::{Endpoints, FEDERATED_TOKEN_FILE_ENV, FEDERATION_AUDIENCE, P};
 use crate::Error;
 use crate::api::{EntraCloud, EntraIdSource};
 use crate::net::Reply;
-use crate::net::jwt::{self, RsaKey};
+use crate::net::jwt::{self, SigningKey};
 use crate::secrets::{SecretStore, SecretValue};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -31,7 +31,7 @@ const ASSERTION_LIFETIME: Duration = Duration::from_secs(600);
 pub(super) enum Credential {
     Secret(SecretValue),
     Certificate {
-        key: Box<RsaKey>,
+        key: Box<SigningKey>,
         /// base64url SHA-1 of the certificate's DER.
         x5t: String,
         /// The same thumbprint in hex, as the Entra admin center shows it.
@@ -131,7 +131,7 @@ fn secret_key_path(name: &str, key: &str) -> String {
 }
 
 /// The certificate of `pem` that belongs to `key`, with its thumbprints; errors say what to fix.
-fn certificate_for(pem: &str, key: &RsaKey, path: &str) -> Result<(String, String, i64), Error> {
+fn certificate_for(pem: &str, key: &SigningKey, path: &str) -> Result<(String, String, i64), Error> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
         .collect::<Result<_, _>>()
         .map_err(|e| Error::invalid(path, format!("is not a readable PEM certificate ({e})")))?;
@@ -142,7 +142,7 @@ fn certificate_for(pem: &str, key: &RsaKey, path: &str) -> Result<(String, Strin
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
             return Err(Error::invalid(path, "holds a certificate that cannot be parsed"));
         };
-        if cert.public_key().subject_public_key.data.as_ref() != key.public_key_der() {
+        if cert.public_key().subject_public_key.data.as_ref() != key.public_key() {
             continue;
         }
         let sha1 = digest(&SHA1_FOR_LEGACY_USE_ONLY, der);
@@ -175,7 +175,7 @@ impl Auth {
                 match (&c.certificate_key, &c.private_key_key) {
                     (Some(cert_key), Some(key_key)) => {
                         let key_pem = secrets.get(&c.name, key_key).await?;
-                        let key = RsaKey::from_pem(key_pem.expose())
+                        let key = SigningKey::from_rsa_pem(key_pem.expose())
                             .map_err(|m| Error::invalid(&secret_key_path(&c.name, key_key), m))?;
                         let cert_pem = secrets.get(&c.name, cert_key).await?;
                         let cert_path = secret_key_path(&c.name, cert_key);
@@ -463,7 +463,7 @@ mod tests {
 
     #[test]
     fn the_certificate_is_the_one_of_the_key_and_its_thumbprint_is_sha1() {
-        let key = RsaKey::from_pem(KEY).unwrap();
+        let key = SigningKey::from_pem(KEY).unwrap();
         let (x5t, hex, not_after) = certificate_for(CERT, &key, "p").unwrap();
         let der = CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap();
         let sha1 = digest(&SHA1_FOR_LEGACY_USE_ONLY, &der);
@@ -472,7 +472,7 @@ mod tests {
         assert!(not_after > now_secs() as i64);
         // A bundle of key and certificate in one PEM works too.
         assert!(certificate_for(&format!("{KEY}{CERT}"), &key, "p").is_ok());
-        let other = RsaKey::from_pem(OTHER_KEY).unwrap();
+        let other = SigningKey::from_pem(OTHER_KEY).unwrap();
         let err = certificate_for(CERT, &other, "p").unwrap_err().to_string();
         assert!(err.contains("belongs to the private key"), "{err}");
         let err = certificate_for("nothing", &key, "p").unwrap_err().to_string();
@@ -489,7 +489,7 @@ mod tests {
 
     #[test]
     fn claims_of_a_token_are_read_for_messages() {
-        let key = RsaKey::from_pem(KEY).unwrap();
+        let key = SigningKey::from_pem(KEY).unwrap();
         let t = jwt::sign(
             &Header::default(),
             &serde_json::json!({"iss": "https://k", "sub": "system:serviceaccount:a:b", "exp": 5}),

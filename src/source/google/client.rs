@@ -105,7 +105,7 @@ pub struct ServiceAccount {
     pub client_id: String,
     pub key_id: Option<String>,
     pub token_uri: String,
-    key: jwt::RsaKey,
+    key: jwt::SigningKey,
     /// The PEM text, for the scrubber.
     pem: SecretValue,
 }
@@ -152,7 +152,7 @@ impl ServiceAccount {
         let client_email = field(file.client_email, "client_email")?;
         let client_id = field(file.client_id, "client_id")?;
         let pem = field(file.private_key, "private_key")?;
-        let key = jwt::RsaKey::from_pem(&pem).map_err(|m| bad(format!("has a private_key that {m}")))?;
+        let key = jwt::SigningKey::from_rsa_pem(&pem).map_err(|m| bad(format!("has a private_key that {m}")))?;
         let token_uri = file
             .token_uri
             .map(|u| u.trim().to_string())
@@ -606,8 +606,8 @@ mod tests {
         validation.validate_exp = false;
         validation.set_audience(&["https://oauth2.googleapis.com/token"]);
         crate::net::jwt::install();
-        let private = crate::net::jwt::RsaKey::from_pem(fixture("private")).unwrap();
-        let public = jsonwebtoken::DecodingKey::from_rsa_der(private.public_key_der());
+        let private = crate::net::jwt::SigningKey::from_pem(fixture("private")).unwrap();
+        let public = jsonwebtoken::DecodingKey::from_rsa_der(private.public_key());
         let claims = jsonwebtoken::decode::<serde_json::Value>(&jwt, &public, &validation)
             .unwrap()
             .claims;
@@ -648,5 +648,12 @@ mod tests {
             assert!(m.contains(want) && m.contains(source) && m.contains(KEY_FIELD), "{m}");
             assert!(!m.contains("AAAA"), "{m}");
         }
+        // Google signs RS256 only: an EC key says so.
+        let ec = serde_json::json!({"client_email": "a@b", "client_id": "1",
+            "private_key": include_str!("../../../tests/support/jwt/ec-p256.key")});
+        let m = ServiceAccount::from_key_file(&ec.to_string(), source)
+            .unwrap_err()
+            .to_string();
+        assert!(m.contains("an RSA key is needed") && m.contains(source), "{m}");
     }
 }

@@ -13,9 +13,10 @@ use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 use url::Url;
 
-use super::assertion::SigningKey;
+use super::assertion::client_assertion;
 use super::limits::{Bucket, Limits, Wait};
 use crate::Error;
+use crate::net::jwt::SigningKey;
 use crate::net::retry::{human, retry_time};
 use crate::net::{Call, FailureKind, HttpClient, Reply, Side, Token, TokenCache};
 use crate::secrets::SecretValue;
@@ -262,8 +263,7 @@ impl Client {
         let reply = self
             .http
             .send(call, |c| {
-                let assertion = key
-                    .assertion(client_id, &token_url, key_id.as_deref(), Timestamp::now())
+                let assertion = client_assertion(key, client_id, &token_url, key_id.as_deref(), Timestamp::now())
                     .unwrap_or_default();
                 self.http.scrubber().remember(SecretValue::new(assertion.clone()));
                 c.post(&token_url).header("accept", "application/json").form(&[
