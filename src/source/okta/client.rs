@@ -259,6 +259,14 @@ impl Client {
             expires_in: Option<u64>,
         }
         let token_url = self.url(&["oauth2", "v1", "token"], &[]);
+        // Each attempt signs a fresh assertion (a new jti). Signing cannot fail once the key was
+        // read; if it ever does, say so instead of sending an empty assertion.
+        client_assertion(key, client_id, &token_url, key_id.as_deref(), Timestamp::now()).map_err(|e| {
+            SIDE.error(
+                FailureKind::AuthFailed,
+                format!("cannot sign the client assertion with the service app's private key: {e}"),
+            )
+        })?;
         let call = Call::idempotent("token").until(deadline);
         let reply = self
             .http
