@@ -87,16 +87,13 @@ async fn run_inner(args: &RunArgs, connector: &dyn Connector, out: &mut dyn std:
             .map_err(|e| Failure::Input(e.to_string()))
     };
     if args.dry_run {
-        if args.json {
-            // Streamed: a large directory's JSON is never held in memory as one string.
-            let mut w = std::io::BufWriter::with_capacity(1 << 16, &mut *out);
-            serde_json::to_writer_pretty(&mut w, &output::TestJson::new(&outcome.prepared))
-                .map_err(|e| Failure::Input(e.to_string()))?;
-            std::io::Write::write_all(&mut w, b"\n").map_err(|e| Failure::Input(e.to_string()))?;
-            std::io::Write::flush(&mut w).map_err(|e| Failure::Input(e.to_string()))?;
+        // Streamed: a large directory's output is never held in memory as one string.
+        let written = if args.json {
+            output::write_test_json(&outcome.prepared, out)
         } else {
-            write(out, &output::test_text(&outcome))?;
-        }
+            output::write_test_text(&outcome, out)
+        };
+        written.map_err(|e| Failure::Input(e.to_string()))?;
         return Ok(EXIT_OK);
     }
 

@@ -1,92 +1,161 @@
 //! What `dirsync test` and `dirsync sync` print.
 
-use std::collections::HashMap;
 use std::fmt::Write;
+use std::io;
 
 use serde::Serialize;
 
-use crate::bitwarden::types::ExternalIds;
 use crate::engine::Outcome;
 use crate::sync::model::User;
 use crate::sync::prepare::Prepared;
 
-/// `bwdc test`'s JSON shape: a user's displayName is its email; a group's userIds are its
-/// flattened member external ids. Everything sorted. Borrows from the sync's data.
-#[derive(Serialize, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct TestJson<'a> {
-    pub groups: Vec<GroupJson<'a>>,
-    pub enabled_users: Vec<UserJson<'a>>,
-    pub disabled_users: Vec<UserJson<'a>>,
-    pub deleted_users: Vec<UserJson<'a>>,
+/// Output written into a buffer and handed to the destination in large blocks: `dirsync test`
+/// prints a line per user and per membership (tens of MiB for 100,000 users), which is never
+/// held whole in memory.
+struct Blocks<'w> {
+    buf: Vec<u8>,
+    out: &'w mut dyn io::Write,
 }
 
-#[derive(Serialize, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct GroupJson<'a> {
-    pub external_id: &'a str,
-    pub display_name: &'a str,
-    pub user_ids: ExternalIds<'a>,
-}
+impl<'w> Blocks<'w> {
+    const SIZE: usize = 1 << 18;
 
-#[derive(Serialize, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[serde(rename_all = "camelCase")]
-pub struct UserJson<'a> {
-    pub external_id: &'a str,
-    pub display_name: &'a str,
-}
+    fn new(out: &'w mut dyn io::Write) -> Self {
+        Blocks {
+            buf: Vec::with_capacity(Self::SIZE + 4096),
+            out,
+        }
+    }
 
-impl<'a> TestJson<'a> {
-    pub fn new(prepared: &'a Prepared) -> TestJson<'a> {
-        let user = |u: &'a User| UserJson {
-            external_id: &u.external_id,
-            display_name: u.email.as_deref().unwrap_or_default(),
-        };
-        let mut out = TestJson {
-            // Prepared groups are already sorted by external id, their members by id.
-            groups: prepared
-                .groups
-                .iter()
-                .map(|g| GroupJson {
-                    external_id: &g.external_id,
-                    display_name: &g.name,
-                    user_ids: ExternalIds::Indexed {
-                        positions: &g.members,
-                        table: &prepared.member_ids,
-                    },
-                })
-                .collect(),
-            enabled_users: prepared
-                .users
-                .iter()
-                .filter(|u| !u.disabled && !u.deleted)
-                .map(user)
-                .collect(),
-            disabled_users: prepared
-                .users
-                .iter()
-                .filter(|u| u.disabled && !u.deleted)
-                .map(user)
-                .collect(),
-            deleted_users: prepared.users.iter().filter(|u| u.deleted).map(user).collect(),
-        };
-        out.enabled_users.sort();
-        out.disabled_users.sort();
-        out.deleted_users.sort();
-        out
+    fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// A JSON string, escaped exactly as serde_json escapes it (it does the rare string that
+    /// needs escaping).
+    fn json_str(&mut self, s: &str) {
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.buf.push(b'"');
+            self.buf.extend_from_slice(s.as_bytes());
+            self.buf.push(b'"');
+        } else {
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut self.buf, s);
+        }
+    }
+
+    /// Hands the buffer on once it is full; call after each item.
+    fn flush_if_full(&mut self) -> io::Result<()> {
+        if self.buf.len() >= Self::SIZE {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> io::Result<()> {
+        self.out.write_all(&self.buf)?;
+        self.out.flush()
     }
 }
 
-/// The readable summary of `dirsync test`: counts, then groups with members, then users.
-pub fn test_text(outcome: &Outcome) -> String {
-    let p = &outcome.prepared;
-    let json = TestJson::new(p);
-    let emails: HashMap<&str, &str> = p
-        .users
+impl std::fmt::Write for Blocks<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.buf.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The lists of users `dirsync test` prints: JSON key, heading, and who is in it. Each list is
+/// in external-id order: prepared users are sorted by external id, one entry per id, so no
+/// sort is needed.
+const USER_LISTS: [(&str, &str, fn(&User) -> bool); 3] = [
+    ("enabledUsers", "Enabled users", |u| !u.disabled && !u.deleted),
+    ("disabledUsers", "Disabled users", |u| u.disabled && !u.deleted),
+    ("deletedUsers", "Deleted users", |u| u.deleted),
+];
+
+/// `dirsync test --json`: `bwdc test`'s JSON shape (a user's displayName is its email; a group's
+/// userIds are its flattened member external ids; everything sorted), pretty-printed as
+/// serde_json prints it, streamed to `out`.
+pub fn write_test_json(prepared: &Prepared, out: &mut dyn io::Write) -> io::Result<()> {
+    let mut w = Blocks::new(out);
+    w.raw(b"{\n  \"groups\": ");
+    if prepared.groups.is_empty() {
+        w.raw(b"[]");
+    } else {
+        w.raw(b"[");
+        for (i, g) in prepared.groups.iter().enumerate() {
+            w.raw(if i == 0 {
+                b"\n    {\n      \"externalId\": "
+            } else {
+                b",\n    {\n      \"externalId\": "
+            });
+            w.json_str(&g.external_id);
+            w.raw(b",\n      \"displayName\": ");
+            w.json_str(&g.name);
+            w.raw(b",\n      \"userIds\": ");
+            if g.members.is_empty() {
+                w.raw(b"[]");
+            } else {
+                w.raw(b"[");
+                for (j, id) in prepared.members_of(g).enumerate() {
+                    w.raw(if j == 0 { b"\n        " } else { b",\n        " });
+                    w.json_str(id);
+                    w.flush_if_full()?;
+                }
+                w.raw(b"\n      ]");
+            }
+            w.raw(b"\n    }");
+        }
+        w.raw(b"\n  ]");
+    }
+    for (key, _, wanted) in USER_LISTS {
+        w.raw(b",\n  \"");
+        w.raw(key.as_bytes());
+        w.raw(b"\": [");
+        let mut any = false;
+        for u in prepared.users.iter().filter(|u| wanted(u)) {
+            w.raw(if any {
+                b",\n    {\n      \"externalId\": "
+            } else {
+                b"\n    {\n      \"externalId\": "
+            });
+            any = true;
+            w.json_str(&u.external_id);
+            w.raw(b",\n      \"displayName\": ");
+            w.json_str(u.email.as_deref().unwrap_or_default());
+            w.raw(b"\n    }");
+            w.flush_if_full()?;
+        }
+        w.raw(if any { b"\n  ]" } else { b"]" });
+    }
+    w.raw(b"\n}\n");
+    w.finish()
+}
+
+/// Per position in [`Prepared::member_ids`], the member's email when the member is a synced
+/// user: one merge of two lists sorted the same way.
+fn member_emails(p: &Prepared) -> Vec<Option<&str>> {
+    let mut users = p.users.iter().peekable();
+    p.member_ids
         .iter()
-        .filter_map(|u| u.email.as_deref().map(|e| (u.external_id.as_str(), e)))
-        .collect();
-    let mut s = String::new();
+        .map(|id| {
+            while users.next_if(|u| u.external_id < *id).is_some() {}
+            users
+                .peek()
+                .filter(|u| u.external_id == *id)
+                .and_then(|u| u.email.as_deref())
+        })
+        .collect()
+}
+
+/// `dirsync test`'s readable summary: counts, then groups with members, then users, streamed
+/// to `out`.
+pub fn write_test_text(outcome: &Outcome, out: &mut dyn io::Write) -> io::Result<()> {
+    let p = &outcome.prepared;
+    let emails = member_emails(p);
+    let mut s = Blocks::new(out);
     let _ = writeln!(
         s,
         "{} enabled, {} disabled, {} deleted users; {} groups",
@@ -103,17 +172,12 @@ pub fn test_text(outcome: &Outcome) -> String {
     for w in &outcome.warnings {
         let _ = writeln!(s, "warning: {w}");
     }
-    let _ = writeln!(s, "\nGroups ({}):", json.groups.len());
-    for g in &json.groups {
-        let _ = writeln!(
-            s,
-            "  {}  [{}]  {} members",
-            g.display_name,
-            g.external_id,
-            g.user_ids.len()
-        );
-        for id in g.user_ids.iter() {
-            match emails.get(id) {
+    let _ = writeln!(s, "\nGroups ({}):", p.groups.len());
+    for g in &p.groups {
+        let _ = writeln!(s, "  {}  [{}]  {} members", g.name, g.external_id, g.members.len());
+        for &m in &g.members {
+            let id = &p.member_ids[m as usize];
+            match emails[m as usize] {
                 Some(e) => {
                     let _ = writeln!(s, "    {e}");
                 }
@@ -121,16 +185,15 @@ pub fn test_text(outcome: &Outcome) -> String {
                     let _ = writeln!(s, "    {id}  (not synced: no email)");
                 }
             }
+            s.flush_if_full()?;
         }
     }
-    for (title, users) in [
-        ("Enabled users", &json.enabled_users),
-        ("Disabled users", &json.disabled_users),
-        ("Deleted users", &json.deleted_users),
-    ] {
-        let _ = writeln!(s, "\n{title} ({}):", users.len());
-        for u in users {
-            let _ = writeln!(s, "  {}  [{}]", u.display_name, u.external_id);
+    for (_, title, wanted) in USER_LISTS {
+        let count = p.users.iter().filter(|u| wanted(u)).count();
+        let _ = writeln!(s, "\n{title} ({count}):");
+        for u in p.users.iter().filter(|u| wanted(u)) {
+            let _ = writeln!(s, "  {}  [{}]", u.email.as_deref().unwrap_or_default(), u.external_id);
+            s.flush_if_full()?;
         }
     }
     if let Some(plan) = &outcome.plan {
@@ -140,8 +203,10 @@ pub fn test_text(outcome: &Outcome) -> String {
             plan.members, plan.removals, plan.groups, plan.requests, plan.hash
         );
     }
-    pending_lines(&mut s, outcome);
-    s
+    let mut rest = String::new();
+    pending_lines(&mut rest, outcome);
+    s.raw(rest.as_bytes());
+    s.finish()
 }
 
 /// The removals waiting for `removalGracePeriod`, one line each (the guard keeps the list short).
@@ -205,4 +270,122 @@ pub struct SyncJson<'a> {
     pub warnings: &'a [String],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub pending_removals: &'a [crate::api::PendingRemoval],
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sync::prepare::FlatGroup;
+
+    fn user(id: &str, email: &str, disabled: bool, deleted: bool) -> User {
+        User {
+            external_id: id.into(),
+            email: Some(email.into()),
+            disabled,
+            deleted,
+        }
+    }
+
+    /// The streamed JSON is, byte for byte, what serde_json pretty-prints for the same data.
+    #[test]
+    fn test_json_is_serde_jsons_pretty_print() {
+        let prepared = Prepared {
+            users: vec![
+                user("cn=a,dc=x", "a@x.com", false, false),
+                user("cn=b\\, \"quoted\",dc=x", "b@x.com", true, false),
+                user("cn=c,dc=x", "c\u{1}@x.com", false, true),
+                user("cn=d,dc=x", "dä@x.com", false, false),
+            ],
+            member_ids: vec!["cn=a,dc=x".into(), "cn=no-email,dc=x".into()],
+            groups: vec![
+                FlatGroup {
+                    external_id: "cn=g,dc=x".into(),
+                    name: "G \"one\"\n".into(),
+                    members: vec![0, 1],
+                },
+                FlatGroup {
+                    external_id: "cn=empty,dc=x".into(),
+                    name: "Empty".into(),
+                    members: vec![],
+                },
+            ],
+            ..Default::default()
+        };
+        let mut got = Vec::new();
+        write_test_json(&prepared, &mut got).unwrap();
+        // The layout is serde_json's: the same bytes as pretty-printing a struct in this order.
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Shape<'a> {
+            groups: Vec<GroupShape<'a>>,
+            enabled_users: Vec<UserShape<'a>>,
+            disabled_users: Vec<UserShape<'a>>,
+            deleted_users: Vec<UserShape<'a>>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct GroupShape<'a> {
+            external_id: &'a str,
+            display_name: &'a str,
+            user_ids: Vec<&'a str>,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct UserShape<'a> {
+            external_id: &'a str,
+            display_name: &'a str,
+        }
+        let users = |f: fn(&User) -> bool| -> Vec<UserShape> {
+            prepared
+                .users
+                .iter()
+                .filter(|u| f(u))
+                .map(|u| UserShape {
+                    external_id: &u.external_id,
+                    display_name: u.email.as_deref().unwrap_or_default(),
+                })
+                .collect()
+        };
+        let shape = Shape {
+            groups: prepared
+                .groups
+                .iter()
+                .map(|g| GroupShape {
+                    external_id: &g.external_id,
+                    display_name: &g.name,
+                    user_ids: prepared.members_of(g).collect(),
+                })
+                .collect(),
+            enabled_users: users(USER_LISTS[0].2),
+            disabled_users: users(USER_LISTS[1].2),
+            deleted_users: users(USER_LISTS[2].2),
+        };
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            format!("{}\n", serde_json::to_string_pretty(&shape).unwrap())
+        );
+    }
+
+    #[test]
+    fn empty_lists_print_as_serde_json_prints_them() {
+        let mut got = Vec::new();
+        write_test_json(&Prepared::default(), &mut got).unwrap();
+        assert_eq!(
+            String::from_utf8(got).unwrap(),
+            "{\n  \"groups\": [],\n  \"enabledUsers\": [],\n  \"disabledUsers\": [],\n  \"deletedUsers\": []\n}\n"
+        );
+    }
+
+    #[test]
+    fn members_get_the_email_of_their_user_or_a_note() {
+        let prepared = Prepared {
+            users: vec![user("a", "a@x.com", false, false), user("c", "c@x.com", false, false)],
+            member_ids: vec!["a".into(), "b".into(), "c".into(), "d".into()],
+            ..Default::default()
+        };
+        assert_eq!(
+            member_emails(&prepared),
+            vec![Some("a@x.com"), None, Some("c@x.com"), None]
+        );
+    }
 }
