@@ -7,36 +7,48 @@
 //! from its own direct members and its children's finished sets. A per-user stamp array
 //! deduplicates without hashing, so the cost is linear in the size of the output.
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 
 use super::model::Group;
 
 /// The flattened members of each group, as indices into `users`, in the order of `groups`.
-pub struct Flattened<'a> {
-    /// Every distinct user external id that appears as a member.
-    pub users: Vec<&'a str>,
+pub struct Flattened {
+    /// Every distinct user external id that appears as a member, moved out of the groups.
+    pub users: Vec<String>,
     /// Per group: indices into `users`, deduplicated, unsorted.
     pub members: Vec<Vec<u32>>,
 }
 
-pub fn flatten(groups: &[Group]) -> Flattened<'_> {
+/// Flattens `groups`, taking their direct members (each distinct id is kept once, the repeats
+/// are dropped as they are met: one string per user, not one per membership).
+pub fn flatten(groups: &mut [Group]) -> Flattened {
     // Intern user ids so sets are plain integer vectors.
-    let mut user_index: HashMap<&str, u32> = HashMap::new();
-    let mut users: Vec<&str> = Vec::new();
+    let hasher = DefaultHashBuilder::default();
+    let mut user_index: HashTable<u32> = HashTable::new();
+    let mut users: Vec<String> = Vec::new();
     let direct: Vec<Vec<u32>> = groups
-        .iter()
+        .iter_mut()
         .map(|g| {
-            g.members
-                .iter()
+            std::mem::take(&mut g.members)
+                .into_iter()
                 .map(|id| {
-                    *user_index.entry(id.as_str()).or_insert_with(|| {
-                        users.push(id.as_str());
-                        (users.len() - 1) as u32
-                    })
+                    let hash = hasher.hash_one(id.as_str());
+                    match user_index.find(hash, |&u| users[u as usize] == id) {
+                        Some(&u) => u,
+                        None => {
+                            let u = users.len() as u32;
+                            user_index.insert_unique(hash, u, |&v| hasher.hash_one(users[v as usize].as_str()));
+                            users.push(id);
+                            u
+                        }
+                    }
                 })
                 .collect()
         })
         .collect();
+    drop(user_index);
 
     // Edges only to synced groups (first group wins if an id repeats).
     let mut group_index: HashMap<&str, usize> = HashMap::with_capacity(groups.len());
@@ -166,12 +178,12 @@ mod tests {
     }
 
     fn flat(groups: &[Group]) -> Vec<(String, Vec<String>)> {
-        let f = flatten(groups);
+        let f = flatten(&mut groups.to_vec());
         groups
             .iter()
             .zip(&f.members)
             .map(|(g, m)| {
-                let mut ids: Vec<String> = m.iter().map(|&u| f.users[u as usize].to_string()).collect();
+                let mut ids: Vec<String> = m.iter().map(|&u| f.users[u as usize].clone()).collect();
                 ids.sort();
                 (g.external_id.clone(), ids)
             })
@@ -265,7 +277,7 @@ mod tests {
                 }
             })
             .collect();
-        let f = flatten(&groups);
+        let f = flatten(&mut groups.clone());
         assert!(f.members.iter().all(|m| m.len() == 1));
     }
 }

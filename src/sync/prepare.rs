@@ -1,7 +1,9 @@
 //! From what a source read to what a sync would send: scope rules, unsupported users, nested
 //! groups, duplicates (`sync-semantics.md` §1). The result is also what `dirsync test` prints.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use hashbrown::{HashMap, HashSet};
 
 use super::flatten::flatten;
 use super::model::{Directory, User};
@@ -72,7 +74,7 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
     } = directory;
     let mut left_out = LeftOut::default();
     let mut users = if options.users { users } else { Vec::new() };
-    let groups = if options.groups { groups } else { Vec::new() };
+    let mut groups = if options.groups { groups } else { Vec::new() };
 
     // Users in no synced group are left out when a group list filter narrows the groups
     // (deleted users, and disabled ones that will be removed, are kept so removals still happen).
@@ -108,22 +110,34 @@ pub fn prepare(directory: Directory, options: PrepareOptions) -> Result<Prepared
 
     // Flatten, then merge groups that share an external id (the server fails on duplicates).
     // Members become positions in one sorted table of ids: one sort of the distinct users
-    // instead of a string sort in every group, and one string per user, not per membership.
-    let flat = flatten(&groups);
+    // instead of a string sort in every group, and one string per user, not per membership
+    // (moved out of the groups, not copied).
+    let mut flat = flatten(&mut groups);
     let mut order: Vec<u32> = (0..flat.users.len() as u32).collect();
-    order.sort_unstable_by_key(|&u| flat.users[u as usize]);
+    order.sort_unstable_by(|&a, &b| flat.users[a as usize].cmp(&flat.users[b as usize]));
     let mut rank = vec![0u32; flat.users.len()];
     for (r, &u) in order.iter().enumerate() {
         rank[u as usize] = r as u32;
     }
-    let member_ids: Vec<String> = order.iter().map(|&u| flat.users[u as usize].to_string()).collect();
+    let member_ids: Vec<String> = order
+        .iter()
+        .map(|&u| std::mem::take(&mut flat.users[u as usize]))
+        .collect();
+    drop((order, flat.users));
     let mut by_id: BTreeMap<&str, (&str, Vec<u32>)> = BTreeMap::new();
     for (group, members) in groups.iter().zip(flat.members) {
         let entry = by_id
             .entry(group.external_id.as_str())
             .or_insert_with(|| (group.name.as_str(), Vec::new()));
-        entry.1.extend(members.iter().map(|&u| rank[u as usize]));
+        if entry.1.is_empty() {
+            // The common case (no repeated id): reuse the vector.
+            entry.1 = members;
+            entry.1.iter_mut().for_each(|u| *u = rank[*u as usize]);
+        } else {
+            entry.1.extend(members.iter().map(|&u| rank[u as usize]));
+        }
     }
+    drop(rank);
     let groups = by_id
         .into_iter()
         .map(|(external_id, (name, mut members))| {
@@ -168,10 +182,10 @@ fn deduplicate(users: Vec<User>, remove_disabled: bool, left_out: &mut LeftOut) 
             }
             let email = user.email.as_deref().unwrap_or_default();
             match first_by_email.entry(email) {
-                std::collections::hash_map::Entry::Vacant(v) => {
+                hashbrown::hash_map::Entry::Vacant(v) => {
                     v.insert(i);
                 }
-                std::collections::hash_map::Entry::Occupied(o) => {
+                hashbrown::hash_map::Entry::Occupied(o) => {
                     shared.entry(email).or_insert_with(|| vec![*o.get()]).push(i);
                 }
             }

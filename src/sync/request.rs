@@ -23,30 +23,30 @@ pub fn build<'a>(
     held: &HashSet<&str>,
     options: &SyncOptions,
 ) -> Result<Vec<ImportRequest<'a>>, Error> {
-    let mut members: Vec<ImportMember> = prepared
-        .users
-        .iter()
-        .filter_map(|u| {
-            let deleted = if held.contains(u.external_id.as_str()) {
-                if !options.overwrite_existing {
-                    return None;
-                }
-                false
-            } else {
-                Prepared::sends_as_deleted(u, options.remove_disabled)
-            };
-            Some(ImportMember {
-                email: Cow::Borrowed(u.email.as_deref().unwrap_or_default()),
-                external_id: Cow::Borrowed(&u.external_id),
-                deleted,
+    // Built straight into the request(s): a directory's worth of members is never held twice.
+    let members = || {
+        prepared
+            .users
+            .iter()
+            .filter_map(|u| {
+                let deleted = if held.contains(u.external_id.as_str()) {
+                    if !options.overwrite_existing {
+                        return None;
+                    }
+                    false
+                } else {
+                    Prepared::sends_as_deleted(u, options.remove_disabled)
+                };
+                Some(ImportMember {
+                    email: Cow::Borrowed(u.email.as_deref().unwrap_or_default()),
+                    external_id: Cow::Borrowed(&u.external_id),
+                    deleted,
+                })
             })
-        })
-        .collect();
-    members.extend_from_slice(out_of_scope);
-    let groups: Vec<ImportGroup> = prepared
-        .groups
-        .iter()
-        .map(|g| ImportGroup {
+            .chain(out_of_scope.iter().cloned())
+    };
+    let groups = || {
+        prepared.groups.iter().map(|g| ImportGroup {
             name: Cow::Borrowed(&g.name),
             external_id: Cow::Borrowed(&g.external_id),
             member_external_ids: ExternalIds::Indexed {
@@ -54,12 +54,14 @@ pub fn build<'a>(
                 table: &prepared.member_ids,
             },
         })
-        .collect();
+    };
+    let member_count = members().count();
+    let group_count = prepared.groups.len();
 
-    if !(options.large_import && members.len() + groups.len() > BATCH_SIZE) {
+    if !(options.large_import && member_count + group_count > BATCH_SIZE) {
         return Ok(vec![ImportRequest {
-            groups,
-            members,
+            groups: groups().collect(),
+            members: members().collect(),
             overwrite_existing: options.overwrite_existing,
             large_import: options.large_import,
             invite_users_after_provisioning: options.invite_users,
@@ -69,11 +71,9 @@ pub fn build<'a>(
         return Err(Error::invalid(
             "spec.sync.overwriteExisting",
             format!(
-                "cannot be combined with largeImport batching ({} users and {} groups, more than {BATCH_SIZE}): \
-                 each batch would remove the members of the others. Turn overwriteExisting off \
+                "cannot be combined with largeImport batching ({member_count} users and {group_count} groups, more \
+                 than {BATCH_SIZE}): each batch would remove the members of the others. Turn overwriteExisting off \
                  (removeOutOfScope removes members that left the directory safely)",
-                members.len(),
-                groups.len()
             ),
         ));
     }
@@ -84,12 +84,18 @@ pub fn build<'a>(
         large_import: true,
         invite_users_after_provisioning: options.invite_users,
     };
-    let mut requests = Vec::with_capacity(members.len().div_ceil(BATCH_SIZE) + groups.len().div_ceil(BATCH_SIZE));
-    for chunk in members.chunks(BATCH_SIZE) {
-        requests.push(batch(Vec::new(), chunk.to_vec()));
+    let mut requests = Vec::with_capacity(member_count.div_ceil(BATCH_SIZE) + group_count.div_ceil(BATCH_SIZE));
+    let mut members = members();
+    for _ in 0..member_count.div_ceil(BATCH_SIZE) {
+        let mut chunk = Vec::with_capacity(BATCH_SIZE);
+        chunk.extend(members.by_ref().take(BATCH_SIZE));
+        requests.push(batch(Vec::new(), chunk));
     }
-    for chunk in groups.chunks(BATCH_SIZE) {
-        requests.push(batch(chunk.to_vec(), Vec::new()));
+    let mut groups = groups();
+    for _ in 0..group_count.div_ceil(BATCH_SIZE) {
+        let mut chunk = Vec::with_capacity(BATCH_SIZE);
+        chunk.extend(groups.by_ref().take(BATCH_SIZE));
+        requests.push(batch(chunk, Vec::new()));
     }
     Ok(requests)
 }

@@ -18,8 +18,132 @@ impl DnKey {
 /// Parses `text` as a DN. `None` when it is not one (e.g. a `memberUid` value such as
 /// `alice`, or the empty DN).
 pub fn normalize(text: &str) -> Option<DnKey> {
-    let rdns = parse(text)?;
     let mut out = String::with_capacity(text.len());
+    normalize_into(text, &mut out).then_some(DnKey(out))
+}
+
+/// [`normalize`] into `out` (cleared first), without allocating when `out` is large enough: the
+/// reader normalises every user DN and every member value. False when `text` is not a DN.
+pub fn normalize_into(text: &str, out: &mut String) -> bool {
+    out.clear();
+    match normalize_simple(text.as_bytes(), out) {
+        Some(done) => done,
+        None => {
+            out.clear();
+            normalize_general(text, out)
+        }
+    }
+}
+
+/// The common case in one pass: ASCII values, one attribute per RDN, no quoting and no
+/// `#hex` values. `Some(false)`: not a DN; `None`: something else (multi-valued RDN, quotes,
+/// `#`, non-ASCII), left to [`normalize_general`], which gives the same answer for everything
+/// this accepts.
+fn normalize_simple(bytes: &[u8], out: &mut String) -> Option<bool> {
+    let mut i = 0;
+    while i < bytes.len() && bytes[i] == b' ' {
+        i += 1;
+    }
+    if i == bytes.len() {
+        return Some(false);
+    }
+    loop {
+        // attribute type
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i] != b'=' {
+            match bytes[i] {
+                b',' | b'+' | b'\\' => return Some(false),
+                b'"' => return None,
+                _ => i += 1,
+            }
+        }
+        if i == bytes.len() {
+            return Some(false);
+        }
+        let mut end = i;
+        while end > start && bytes[end - 1] == b' ' {
+            end -= 1;
+        }
+        let attr = &bytes[start..end];
+        if attr.is_empty()
+            || !attr
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        {
+            return Some(false);
+        }
+        let attr = match attr.get(..4) {
+            Some(p) if p.eq_ignore_ascii_case(b"oid.") => &attr[4..],
+            _ => attr,
+        };
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.extend(attr.iter().map(|b| b.to_ascii_lowercase() as char));
+        out.push('=');
+        i += 1; // '='
+        while i < bytes.len() && bytes[i] == b' ' {
+            i += 1;
+        }
+        // attribute value
+        if i < bytes.len() && matches!(bytes[i], b'#' | b'"') {
+            return None;
+        }
+        // The value goes straight into `out`, lower-cased; escaping is added afterwards in the
+        // rare case that it needs any.
+        let start = out.len();
+        let mut trailing_unescaped_spaces = 0usize;
+        while i < bytes.len() && !matches!(bytes[i], b',' | b'+' | b';') {
+            let b = if bytes[i] == b'\\' {
+                let (b, n) = unescape(bytes, i)?;
+                i += n;
+                trailing_unescaped_spaces = 0;
+                b
+            } else {
+                let b = bytes[i];
+                if b == b'"' {
+                    return Some(false);
+                }
+                trailing_unescaped_spaces = if b == b' ' { trailing_unescaped_spaces + 1 } else { 0 };
+                i += 1;
+                b
+            };
+            if !b.is_ascii() {
+                return None;
+            }
+            out.push(b.to_ascii_lowercase() as char);
+        }
+        out.truncate(out.len() - trailing_unescaped_spaces);
+        let n = out.len() - start;
+        if out.as_bytes()[start..]
+            .iter()
+            .enumerate()
+            .any(|(k, &b)| needs_escape(b as char, k, n))
+        {
+            let raw = out.split_off(start);
+            for (k, c) in raw.chars().enumerate() {
+                if needs_escape(c, k, n) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+        }
+        match bytes.get(i) {
+            None => return Some(true),
+            Some(b',' | b';') => i += 1,
+            // '+': a multi-valued RDN, whose parts are sorted.
+            Some(_) => return None,
+        }
+    }
+}
+
+fn normalize_general(text: &str, out: &mut String) -> bool {
+    let Some(rdns) = parse(text) else {
+        return false;
+    };
     for (i, mut rdn) in rdns.into_iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -31,10 +155,10 @@ pub fn normalize(text: &str) -> Option<DnKey> {
             }
             out.push_str(attr);
             out.push('=');
-            escape_into(&mut out, value);
+            escape_into(out, value);
         }
     }
-    Some(DnKey(out))
+    true
 }
 
 /// True when `a` and `b` are DNs that name the same entry.
@@ -173,15 +297,19 @@ fn unescape(bytes: &[u8], i: usize) -> Option<(u8, usize)> {
 fn escape_into(out: &mut String, value: &str) {
     let n = value.chars().count();
     for (k, c) in value.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
-            || (k == 0 && (c == '#' || c == ' '))
-            || (k + 1 == n && c == ' ')
-            || c == '\0';
-        if special {
+        if needs_escape(c, k, n) {
             out.push('\\');
         }
         out.push(c);
     }
+}
+
+/// Whether the `k`th of `n` characters of a value is escaped in the canonical form.
+fn needs_escape(c: char, k: usize, n: usize) -> bool {
+    matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+        || (k == 0 && (c == '#' || c == ' '))
+        || (k + 1 == n && c == ' ')
+        || c == '\0'
 }
 
 #[cfg(test)]
@@ -248,6 +376,43 @@ mod tests {
             "ab\\=c",
         ] {
             assert_eq!(normalize(v), None, "{v:?}");
+        }
+    }
+
+    /// The one-pass path gives exactly what the general parser gives, on DNs built from the
+    /// pieces that make parsing hard.
+    #[test]
+    fn the_fast_path_agrees_with_the_general_parser() {
+        const ATTRS: &[&str] = &["cn", "CN", " uid ", "OID.2.5.4.3", "2.5.4.3", "c n", "", "ou"];
+        const VALUE: &[&str] = &[
+            "a", "Bob", "Smith", " ", "  ", "\\,", "\\2C", "\\2c", "\\C3\\A4", "\\ ", "\\20", "\\00", "\\#",
+            "\\\\", "\\=", "#", "#04", "\"", "\"a, b\"", "ä", "Ä", "<", ">", "=", "\\zz", "\\4", "-", ".", "\0",
+        ];
+        const SEPARATORS: &[&str] = &[",", ", ", " , ", ";", "+", " + "];
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        let (mut fast, mut general) = (String::new(), String::new());
+        for _ in 0..200_000 {
+            let mut text = String::new();
+            for rdn in 0..1 + next(4) {
+                if rdn > 0 {
+                    text += SEPARATORS[next(SEPARATORS.len())];
+                }
+                text += ATTRS[next(ATTRS.len())];
+                text += if next(20) == 0 { "" } else { "=" };
+                for _ in 0..next(4) {
+                    text += VALUE[next(VALUE.len())];
+                }
+            }
+            let a = normalize_into(&text, &mut fast);
+            general.clear();
+            let b = normalize_general(&text, &mut general);
+            assert_eq!(a.then_some(&fast), b.then_some(&general), "{text:?}");
         }
     }
 

@@ -11,17 +11,20 @@ pub mod ad;
 pub mod config;
 pub mod conn;
 pub mod dn;
+mod entry;
+mod keys;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::controls::RawControl;
-use ldap3::{Ldap, LdapError, Scope, SearchEntry};
+use ldap3::{Ldap, LdapError, Scope};
 
 use self::config::{Settings, changed_since};
 use self::conn::Connector;
-use self::dn::DnKey;
+use self::entry::Entry;
+use self::keys::KeyIndex;
 use super::{DirectorySource, Provider, ReadRequest, ReadResult};
 use crate::Error;
 use crate::api::LdapSource;
@@ -94,7 +97,7 @@ impl DirectorySource for LdapDirectory {
             ldap = self.connector.open().await?;
         }
         let now = jiff::Timestamp::now();
-        let result = Reader::new(&self.connector, &mut ldap).read(request, now).await;
+        let result = Reader::new(&self.connector, ldap.clone()).read(request, now).await;
         let _ = ldap.unbind().await;
         result
     }
@@ -125,56 +128,141 @@ pub fn incremental_since(settings: &Settings, cursor: Option<&BTreeMap<String, S
         .cloned()
 }
 
-enum MemberRef {
-    Dn(DnKey),
-    Uid(String),
+/// What a users search gathered: the users, and (for group membership) their normalised DNs
+/// and `uid`s, each mapped to the user's position in `users`.
+#[derive(Default)]
+struct UsersRead {
+    users: Vec<User>,
+    by_dn: KeyIndex,
+    by_uid: KeyIndex,
 }
 
+/// A group as read, its members not yet resolved.
 struct PendingGroup {
     external_id: String,
     name: String,
-    refs: Vec<MemberRef>,
+    refs: MemberRefs,
 }
 
-/// Users by DN and by `uid`, for membership.
+/// A group's member values, kept compactly until every user is known: normalised DNs, and
+/// values that are not DNs (`memberUid`), lower-cased.
 #[derive(Default)]
-struct Index {
-    by_dn: HashMap<DnKey, String>,
-    by_uid: HashMap<String, String>,
+struct MemberRefs {
+    dns: Keys,
+    uids: Keys,
+}
+
+/// Strings end to end in one buffer (no allocation per string).
+#[derive(Default)]
+struct Keys {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Keys {
+    fn push(&mut self, key: &str) {
+        self.text.push_str(key);
+        self.ends.push(self.text.len());
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(start, &end)| &self.text[start..end])
+    }
+}
+
+impl MemberRefs {
+    /// Adds one member value; `scratch` is reused between calls.
+    fn push(&mut self, value: &str, scratch: &mut String) {
+        if dn::normalize_into(value, scratch) {
+            self.dns.push(scratch);
+        } else {
+            lower_into(value.trim(), scratch);
+            self.uids.push(scratch);
+        }
+    }
+}
+
+/// What a groups search gathered: the groups, and their normalised DNs (for nesting).
+#[derive(Default)]
+struct GroupsRead {
+    groups: Vec<PendingGroup>,
+    by_dn: KeyIndex,
+}
+
+/// `s` lower-cased into `out` (cleared first), without allocating for ASCII.
+fn lower_into(s: &str, out: &mut String) {
+    out.clear();
+    if s.is_ascii() {
+        out.extend(s.bytes().map(|b| b.to_ascii_lowercase() as char));
+    } else {
+        out.push_str(&s.to_lowercase());
+    }
+}
+
+/// Resolves every group's member values, once every user and group is known: a DN that names a
+/// user is a member, else one that names a synced group is a child, else it is ignored; a value
+/// that is not a DN is matched to a user's `uid`. Each member and child once per group.
+fn resolve(users: &UsersRead, read: GroupsRead) -> Vec<Group> {
+    let GroupsRead { groups, by_dn } = read;
+    let mut user_seen = vec![u32::MAX; users.users.len()];
+    let mut group_seen = vec![u32::MAX; groups.len()];
+    let mut resolved = Vec::with_capacity(groups.len());
+    for (g, group) in groups.iter().enumerate() {
+        let stamp = g as u32;
+        let mut members = Vec::new();
+        let mut children = Vec::new();
+        let mut add_user = |u: u32, members: &mut Vec<String>| {
+            if std::mem::replace(&mut user_seen[u as usize], stamp) != stamp {
+                members.push(users.users[u as usize].external_id.clone());
+            }
+        };
+        for key in group.refs.dns.iter() {
+            if let Some(u) = users.by_dn.get(key) {
+                add_user(u, &mut members);
+            } else if let Some(c) = by_dn.get(key)
+                && std::mem::replace(&mut group_seen[c as usize], stamp) != stamp
+            {
+                children.push(c);
+            }
+        }
+        for key in group.refs.uids.iter() {
+            if let Some(u) = users.by_uid.get(key) {
+                add_user(u, &mut members);
+            }
+        }
+        resolved.push((members, children));
+    }
+    let ids: Vec<&str> = groups.iter().map(|g| g.external_id.as_str()).collect();
+    let children: Vec<Vec<String>> = resolved
+        .iter_mut()
+        .map(|(_, c)| c.iter().map(|&c| ids[c as usize].to_string()).collect())
+        .collect();
+    drop(ids);
+    groups
+        .into_iter()
+        .zip(resolved)
+        .zip(children)
+        .map(|((g, (members, _)), children)| Group {
+            external_id: g.external_id,
+            name: g.name,
+            members,
+            children,
+        })
+        .collect()
 }
 
 struct Reader<'a> {
     c: &'a Connector,
     s: &'a Settings,
     m: Mapper<'a>,
-    ldap: &'a mut Ldap,
+    ldap: Ldap,
 }
 
 /// Turns entries into model objects (no I/O).
 #[derive(Clone, Copy)]
 struct Mapper<'a> {
     s: &'a Settings,
-}
-
-/// Case-insensitive attribute access on a search entry.
-fn values<'e>(e: &'e SearchEntry, name: &str) -> impl Iterator<Item = &'e str> {
-    e.attrs
-        .iter()
-        .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-        .flat_map(|(_, v)| v.iter().map(String::as_str))
-}
-
-fn first<'e>(e: &'e SearchEntry, name: &str) -> Option<&'e str> {
-    values(e, name).map(str::trim).find(|v| !v.is_empty())
-}
-
-fn first_bytes<'e>(e: &'e SearchEntry, name: &str) -> Option<&'e [u8]> {
-    e.bin_attrs
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-        .flat_map(|(_, v)| v.iter().map(Vec::as_slice))
-        .next()
-        .or_else(|| values(e, name).map(str::as_bytes).next())
 }
 
 fn push_unique(out: &mut Vec<String>, attr: &str) {
@@ -184,7 +272,7 @@ fn push_unique(out: &mut Vec<String>, attr: &str) {
 }
 
 impl<'a> Reader<'a> {
-    fn new(c: &'a Connector, ldap: &'a mut Ldap) -> Self {
+    fn new(c: &'a Connector, ldap: Ldap) -> Self {
         Reader {
             c,
             s: &c.settings,
@@ -193,14 +281,13 @@ impl<'a> Reader<'a> {
         }
     }
 
-    async fn read(mut self, request: &ReadRequest, now: jiff::Timestamp) -> Result<ReadResult, Error> {
+    async fn read(self, request: &ReadRequest, now: jiff::Timestamp) -> Result<ReadResult, Error> {
         let s = self.s;
         let since = incremental_since(s, request.cursor.as_ref());
         let mut directory = Directory {
             complete: since.is_none(),
             ..Default::default()
         };
-        let mut index = Index::default();
         let mut warnings = Vec::new();
         if self.c.insecure() {
             warnings.push(format!(
@@ -212,45 +299,41 @@ impl<'a> Reader<'a> {
             warnings.push(format!("the connection to {} is not encrypted (allowCleartext)", s.url));
         }
 
-        // Users, and the index group membership is resolved against.
-        let mut read_groups = request.groups;
+        // Users and groups are read at the same time, on two connections (OpenLDAP allows one
+        // paged search per connection): the server sends both while this side turns entries
+        // into the model. Membership is resolved once both are complete.
         match (&since, &s.revision_date_attribute) {
             (Some(time), Some(attr)) => {
                 if request.users {
                     let filter = changed_since(&s.users.filter, attr, time);
-                    self.read_users(
-                        &filter,
-                        true,
-                        request.groups,
-                        &mut directory.users,
-                        &mut Index::default(),
-                    )
-                    .await?;
+                    directory.users = self.read_users(&filter, true, false).await?.users;
                 }
                 if request.groups {
                     let filter = changed_since(&s.groups.filter, attr, time);
-                    read_groups = self.any_entry(&s.groups.base, &s.groups.base_field, &filter).await?;
-                    if read_groups {
-                        self.read_users(&s.users.filter.clone(), false, true, &mut Vec::new(), &mut index)
-                            .await?;
+                    if self.any_entry(&s.groups.base, &s.groups.base_field, &filter).await? {
+                        let (users, groups) =
+                            tokio::try_join!(self.read_users(&s.users.filter, false, true), self.read_groups_alongside())?;
+                        directory.groups = resolve(&users, groups);
                     }
                 }
             }
             _ => {
-                let mut users = Vec::new();
-                let filter = s.users.filter.clone();
-                self.read_users(&filter, request.users, request.groups, &mut users, &mut index)
-                    .await?;
+                let filter = &s.users.filter;
+                let users = if request.groups {
+                    let (users, groups) =
+                        tokio::try_join!(self.read_users(filter, request.users, true), self.read_groups_alongside())?;
+                    directory.groups = resolve(&users, groups);
+                    users
+                } else {
+                    self.read_users(filter, request.users, false).await?
+                };
                 if request.users {
-                    directory.users = users;
+                    directory.users = users.users;
                     if let Some(base) = &s.deleted_objects_base {
                         self.read_deleted_users(base, &mut directory.users).await?;
                     }
                 }
             }
-        }
-        if read_groups {
-            directory.groups = self.read_groups(&index).await?;
         }
 
         let mut cursor = BTreeMap::new();
@@ -264,44 +347,39 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// Reads users matching `filter`: into `out` when `full`, and into `index` when `for_groups`.
-    async fn read_users(
-        &mut self,
-        filter: &str,
-        full: bool,
-        for_groups: bool,
-        out: &mut Vec<User>,
-        index: &mut Index,
-    ) -> Result<(), Error> {
+    /// Reads users matching `filter`: whole users when `full` (else only their external ids),
+    /// and their DNs and `uid`s when `for_groups`.
+    async fn read_users(&self, filter: &str, full: bool, for_groups: bool) -> Result<UsersRead, Error> {
         let s = self.s;
         let attrs = self.m.user_attributes(full, for_groups);
         let m = self.m;
         let id_attr = m.user_id_attribute();
-        let mut handle = |e: SearchEntry| {
+        let mut read = UsersRead::default();
+        let mut scratch = String::new();
+        let mut handle = |mut e: Entry| {
+            let n = read.users.len() as u32;
+            if for_groups {
+                if dn::normalize_into(&e.dn(), &mut scratch) {
+                    read.by_dn.insert(&scratch, n);
+                }
+                for uid in e.values("uid") {
+                    lower_into(uid.trim(), &mut scratch);
+                    read.by_uid.insert(&scratch, n);
+                }
+            }
             let user = if full {
-                m.user_from(&e, false)
+                m.user_from(&mut e, false)
             } else {
                 User {
-                    external_id: m.external_id(&e, id_attr),
+                    external_id: m.external_id(&mut e, id_attr),
                     ..Default::default()
                 }
             };
-            if for_groups {
-                if let Some(k) = dn::normalize(&e.dn) {
-                    index.by_dn.insert(k, user.external_id.clone());
-                }
-                for uid in values(&e, "uid") {
-                    index.by_uid.insert(uid.trim().to_lowercase(), user.external_id.clone());
-                }
-            }
-            if full {
-                out.push(user);
-            }
+            read.users.push(user);
         };
-        let ldap = &mut *self.ldap;
         search(
             self.c,
-            ldap,
+            self.ldap.clone(),
             &s.users.base,
             &s.users.base_field,
             filter,
@@ -310,10 +388,17 @@ impl<'a> Reader<'a> {
             vec![],
             &mut handle,
         )
-        .await
+        .await?;
+        tracing::debug!(
+            users = read.users.len(),
+            dn_index_bytes = read.by_dn.heap_bytes(),
+            uid_index_bytes = read.by_uid.heap_bytes(),
+            "read the users"
+        );
+        Ok(read)
     }
 
-    async fn read_deleted_users(&mut self, base: &str, out: &mut Vec<User>) -> Result<(), Error> {
+    async fn read_deleted_users(&self, base: &str, out: &mut Vec<User>) -> Result<(), Error> {
         let s = self.s;
         let filter = format!("(&(isDeleted=TRUE)(objectClass={}))", s.users.object_class);
         let attrs = self.m.user_attributes(true, false);
@@ -322,38 +407,37 @@ impl<'a> Reader<'a> {
             crit: true,
             val: None,
         };
+        let m = self.m;
         let mut found = Vec::new();
         let res = search(
             self.c,
-            self.ldap,
+            self.ldap.clone(),
             base,
             &format!("{P}.rootPath"),
             &filter,
             &format!("{P}.users.objectClass"),
             attrs,
             vec![control],
-            &mut |e: SearchEntry| found.push(e),
+            &mut |mut e: Entry| found.push(m.user_from(&mut e, true)),
         )
         .await;
         match res {
-            Ok(()) => {}
+            Ok(()) => out.extend(found),
             // No Deleted Objects container (not a real AD): nothing was deleted.
             Err(Error::InvalidSpec(_)) => {
                 tracing::warn!(base, "no deleted objects container; deleted users are not reported");
             }
             Err(e) => return Err(e),
         }
-        let m = self.m;
-        out.extend(found.iter().map(|e| m.user_from(e, true)));
         Ok(())
     }
 
     /// True when at least one entry matches (used to see whether any group changed).
-    async fn any_entry(&mut self, base: &str, field: &str, filter: &str) -> Result<bool, Error> {
+    async fn any_entry(&self, base: &str, field: &str, filter: &str) -> Result<bool, Error> {
         let mut any = false;
         search(
             self.c,
-            self.ldap,
+            self.ldap.clone(),
             base,
             field,
             filter,
@@ -366,10 +450,18 @@ impl<'a> Reader<'a> {
         Ok(any)
     }
 
-    async fn read_groups(&mut self, index: &Index) -> Result<Vec<Group>, Error> {
+    /// [`Self::read_groups`] on a connection of its own, to run beside the users search.
+    async fn read_groups_alongside(&self) -> Result<GroupsRead, Error> {
+        let mut ldap = self.c.open().await?;
+        let result = self.read_groups(&ldap).await;
+        let _ = ldap.unbind().await;
+        result
+    }
+
+    async fn read_groups(&self, ldap: &Ldap) -> Result<GroupsRead, Error> {
         let s = self.s;
         let g = &s.groups;
-        let member_attr = g.member_attribute.clone();
+        let member_attr = g.member_attribute.as_str();
         let mut attrs = Vec::new();
         push_unique(&mut attrs, &g.name_attribute);
         if s.active_directory {
@@ -378,47 +470,50 @@ impl<'a> Reader<'a> {
             // through the same range retrieval.
             push_unique(&mut attrs, &format!("{member_attr};range=0-{}", AD_FIRST_RANGE - 1));
         } else {
-            push_unique(&mut attrs, &member_attr);
+            push_unique(&mut attrs, member_attr);
         }
         let id_attr = s.active_directory.then_some("objectGUID");
         if let Some(a) = id_attr {
             push_unique(&mut attrs, a);
         }
-        let mut pending: Vec<PendingGroup> = Vec::new();
-        let mut by_dn: HashMap<DnKey, String> = HashMap::new();
+        let mut read = GroupsRead::default();
         // (group index, group DN, next attribute description to ask for)
         let mut ranges: Vec<(usize, String, String)> = Vec::new();
+        let mut scratch = String::new();
         {
             let m = self.m;
-            let mut handle = |e: SearchEntry| {
-                let external_id = m.external_id(&e, id_attr);
-                let name = first(&e, &g.name_attribute)
-                    .map(str::to_string)
-                    .unwrap_or_else(|| e.dn.clone());
-                let mut refs = Vec::new();
-                for (key, vals) in &e.attrs {
-                    let plain = key.eq_ignore_ascii_case(&member_attr);
-                    let range = ad::parse_range(key, &member_attr);
+            let mut handle = |mut e: Entry| {
+                let index = read.groups.len();
+                let dn = e.dn().into_owned();
+                let name = e.first(&g.name_attribute).map(str::to_string);
+                let mut refs = MemberRefs::default();
+                for (key, values) in e.attributes() {
+                    let plain = key.eq_ignore_ascii_case(member_attr);
+                    let range = ad::parse_range(key, member_attr);
                     if !plain && range.is_none() {
                         continue;
                     }
-                    refs.extend(vals.iter().map(|v| member_ref(v)));
-                    if let Some(next) = range.and_then(|r| ad::next_range_request(&member_attr, r)) {
-                        ranges.push((pending.len(), e.dn.clone(), next));
+                    // An attribute with a binary value has no text values (as ldap3 reads it).
+                    for value in entry::text_values(values).into_iter().flatten() {
+                        refs.push(value, &mut scratch);
+                    }
+                    if let Some(next) = range.and_then(|r| ad::next_range_request(member_attr, r)) {
+                        ranges.push((index, dn.clone(), next));
                     }
                 }
-                if let Some(k) = dn::normalize(&e.dn) {
-                    by_dn.insert(k, external_id.clone());
+                if dn::normalize_into(&dn, &mut scratch) {
+                    read.by_dn.insert(&scratch, index as u32);
                 }
-                pending.push(PendingGroup {
+                let external_id = m.external_id(&mut e, id_attr);
+                read.groups.push(PendingGroup {
                     external_id,
-                    name,
+                    name: name.unwrap_or(dn),
                     refs,
                 });
             };
             search(
                 self.c,
-                self.ldap,
+                ldap.clone(),
                 &g.base,
                 &g.base_field,
                 &g.filter,
@@ -430,62 +525,27 @@ impl<'a> Reader<'a> {
             .await?;
         }
         for (i, group_dn, next) in ranges {
-            self.read_ranges(&group_dn, &member_attr, next, &mut pending[i].refs)
+            self.read_ranges(ldap, &group_dn, member_attr, next, &mut read.groups[i].refs)
                 .await?;
         }
-
-        let groups = pending
-            .into_iter()
-            .map(|p| {
-                let mut seen = HashSet::new();
-                let mut members = Vec::new();
-                let mut children = Vec::new();
-                for r in p.refs {
-                    let (id, child) = match &r {
-                        MemberRef::Dn(k) => match index.by_dn.get(k) {
-                            Some(id) => (id, false),
-                            None => match by_dn.get(k) {
-                                Some(id) => (id, true),
-                                None => continue,
-                            },
-                        },
-                        MemberRef::Uid(uid) => match index.by_uid.get(uid) {
-                            Some(id) => (id, false),
-                            None => continue,
-                        },
-                    };
-                    if seen.insert((child, id.clone())) {
-                        if child {
-                            children.push(id.clone())
-                        } else {
-                            members.push(id.clone())
-                        }
-                    }
-                }
-                Group {
-                    external_id: p.external_id,
-                    name: p.name,
-                    members,
-                    children,
-                }
-            })
-            .collect();
-        Ok(groups)
+        Ok(read)
     }
 
     /// AD range retrieval: asks for `member;range=<n>-*` until the server says the range ends
     /// in `*`.
     async fn read_ranges(
-        &mut self,
+        &self,
+        ldap: &Ldap,
         group_dn: &str,
         member_attr: &str,
         mut next: String,
-        refs: &mut Vec<MemberRef>,
+        refs: &mut MemberRefs,
     ) -> Result<(), Error> {
         let timeout = self.s.timeout;
+        let mut scratch = String::new();
         loop {
-            let result = self
-                .ldap
+            let result = ldap
+                .clone()
                 .with_timeout(timeout)
                 .search(group_dn, Scope::Base, "(objectClass=*)", vec![next.as_str()])
                 .await
@@ -500,11 +560,13 @@ impl<'a> Reader<'a> {
             let mut more = None;
             let mut got_any = false;
             for e in entries.into_iter().filter(|e| !e.is_ref() && !e.is_intermediate()) {
-                let e = SearchEntry::construct(e);
-                for (key, vals) in &e.attrs {
+                let e = Entry::new(e)?;
+                for (key, values) in e.attributes() {
                     if let Some(r) = ad::parse_range(key, member_attr) {
                         got_any = true;
-                        refs.extend(vals.iter().map(|v| member_ref(v)));
+                        for value in entry::text_values(values).into_iter().flatten() {
+                            refs.push(value, &mut scratch);
+                        }
                         more = ad::next_range_request(member_attr, r);
                     }
                 }
@@ -526,20 +588,22 @@ impl<'a> Mapper<'a> {
             .or(s.active_directory.then_some("objectGUID"))
     }
 
-    fn external_id(&self, e: &SearchEntry, attribute: Option<&str>) -> String {
+    /// The external id: the `attribute` (an `objectGUID` in its text form), or the DN (moved
+    /// out of the entry) without one.
+    fn external_id(&self, e: &mut Entry, attribute: Option<&str>) -> String {
         let Some(attr) = attribute else {
-            return e.dn.clone();
+            return e.take_dn();
         };
         if attr.eq_ignore_ascii_case("objectGUID")
-            && let Some(guid) = first_bytes(e, attr).and_then(ad::guid_text)
+            && let Some(guid) = e.first_bytes(attr).and_then(ad::guid_text)
         {
             return guid;
         }
-        match first(e, attr) {
+        match e.first(attr) {
             Some(v) if !attr.eq_ignore_ascii_case("objectGUID") => v.to_string(),
             _ => {
-                tracing::warn!(dn = %e.dn, attribute = attr, "entry has no external id attribute; using its DN");
-                e.dn.clone()
+                tracing::warn!(dn = %e.dn(), attribute = attr, "entry has no external id attribute; using its DN");
+                e.take_dn()
             }
         }
     }
@@ -568,25 +632,21 @@ impl<'a> Mapper<'a> {
         attrs
     }
 
-    fn user_from(&self, e: &SearchEntry, deleted: bool) -> User {
+    /// The user an entry describes (the entry's DN may be moved out).
+    fn user_from(&self, e: &mut Entry, deleted: bool) -> User {
         let u = &self.s.users;
         let prefix = match (&u.email_prefix_attribute, &u.email_suffix) {
-            (Some(p), Some(_)) => first(e, p),
+            (Some(p), Some(_)) => e.first(p),
             _ => None,
         };
+        let email = normalize_email(e.first(&u.email_attribute), prefix, u.email_suffix.as_deref());
+        let disabled = self.s.active_directory && ad::is_disabled(e.first("userAccountControl"));
         User {
             external_id: self.external_id(e, self.user_id_attribute()),
-            email: normalize_email(first(e, &u.email_attribute), prefix, u.email_suffix.as_deref()),
-            disabled: self.s.active_directory && ad::is_disabled(first(e, "userAccountControl")),
+            email,
+            disabled,
             deleted,
         }
-    }
-}
-
-fn member_ref(value: &str) -> MemberRef {
-    match dn::normalize(value) {
-        Some(k) => MemberRef::Dn(k),
-        None => MemberRef::Uid(value.trim().to_lowercase()),
     }
 }
 
@@ -595,14 +655,14 @@ fn member_ref(value: &str) -> MemberRef {
 #[allow(clippy::too_many_arguments)]
 async fn search(
     c: &Connector,
-    ldap: &mut Ldap,
+    mut ldap: Ldap,
     base: &str,
     base_field: &str,
     filter: &str,
     filter_field: &str,
     attrs: Vec<String>,
     controls: Vec<RawControl>,
-    f: &mut (dyn FnMut(SearchEntry) + Send),
+    f: &mut (dyn FnMut(Entry) + Send),
 ) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let result = async {
@@ -630,7 +690,7 @@ async fn search(
         loop {
             match stream.next().await {
                 Ok(Some(entry)) => {
-                    f(SearchEntry::construct(entry));
+                    f(Entry::new(entry)?);
                     entries += 1;
                     // Progress for long reads, on stderr with the other logs.
                     if entries.is_multiple_of(PROGRESS_EVERY) {
