@@ -335,8 +335,6 @@ async fn refused_credentials_say_what_to_fix() {
 
 #[tokio::test]
 async fn every_refusal_google_describes_maps_to_a_fix() {
-    let g = GoogleDouble::start().await;
-    let spec = g.spec();
     let oauth = |status: u16, error: &str, description: &str| {
         Failure::json(status, json!({"error": error, "error_description": description}))
     };
@@ -416,9 +414,12 @@ async fn every_refusal_google_describes_maps_to_a_fix() {
             vec!["refused even after renewal"],
         ),
     ];
-    let eng = g.add_group("Engineering");
-    let _ = eng;
-    for (route, failure, reason, words) in cases {
+    for (i, (route, failure, reason, words)) in cases.into_iter().enumerate() {
+        // A double per case: a sibling request the failed read had already sent can reach the
+        // double after the read returned, and must not use up the next case's failure.
+        let g = GoogleDouble::start().await;
+        let spec = g.spec();
+        g.add_group("Engineering");
         // 401: the first is renewed once, the second is the answer.
         let times = if failure.status == 401 && route != route::TOKEN {
             2
@@ -426,9 +427,11 @@ async fn every_refusal_google_describes_maps_to_a_fix() {
             1
         };
         g.fail_next(route, times, failure);
-        let e = failed_read(&g, &spec).await;
+        let mut source = g.source_with(&spec, GoogleDouble::fast_options()).await;
+        let e = read(&mut source)
+            .await
+            .expect_err(&format!("case {i} ({route}) should fail the read"));
         assert_says(&e, reason, &words);
-        g.clear_failures();
     }
 }
 
@@ -486,9 +489,10 @@ async fn a_retry_after_is_waited_for() {
 
 #[tokio::test]
 async fn throttled_past_the_retry_budget_fails_the_read() {
-    let c = Company::start().await;
-    let spec = c.g.spec();
     for route in [route::USERS, route::DELETED_USERS, route::GROUPS, route::MEMBERS] {
+        // A fresh double each time (see every_refusal_google_describes_maps_to_a_fix).
+        let c = Company::start().await;
+        let spec = c.g.spec();
         c.g.fail_after(
             route,
             1,
@@ -501,9 +505,10 @@ async fn throttled_past_the_retry_budget_fails_the_read() {
             Reason::RateLimited,
             &["kept rate limiting", "6 attempts", "nothing is synced"],
         );
-        c.g.clear_failures();
     }
     // A wait longer than the client may wait fails at once.
+    let c = Company::start().await;
+    let spec = c.g.spec();
     c.g.fail_next(route::GROUPS, 1, Failure::google_too_many(Some("3600")));
     let started = Instant::now();
     let e = failed_read(&c.g, &spec).await;
@@ -513,8 +518,6 @@ async fn throttled_past_the_retry_budget_fails_the_read() {
 
 #[tokio::test]
 async fn a_list_that_cannot_be_read_to_its_end_fails_the_read() {
-    let c = Company::start().await;
-    let spec = c.g.spec();
     let looping = Failure::json(
         200,
         json!({"kind": "admin#directory#users", "nextPageToken": "same-token-again"}),
@@ -562,10 +565,12 @@ async fn a_list_that_cannot_be_read_to_its_end_fails_the_read() {
         ),
     ];
     for (route, ok, times, failure, words) in cases {
+        // A fresh double each time (see every_refusal_google_describes_maps_to_a_fix).
+        let c = Company::start().await;
+        let spec = c.g.spec();
         c.g.fail_after(route, ok, times, failure);
         let e = failed_read(&c.g, &spec).await;
         assert_says(&e, Reason::SourceUnavailable, &words);
-        c.g.clear_failures();
     }
 }
 

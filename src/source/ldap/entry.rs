@@ -142,7 +142,12 @@ mod tests {
     fn entry(dn: &str, attrs: &[(&str, &[&[u8]])]) -> ResultEntry {
         let attrs = attrs
             .iter()
-            .map(|(name, values)| c(16, vec![p(name.as_bytes()), c(17, values.iter().map(|v| p(v)).collect())]))
+            .map(|(name, values)| {
+                c(
+                    16,
+                    vec![p(name.as_bytes()), c(17, values.iter().map(|v| p(v)).collect())],
+                )
+            })
             .collect();
         ResultEntry::new(StructureTag {
             class: TagClass::Application,

@@ -311,8 +311,10 @@ impl<'a> Reader<'a> {
                 if request.groups {
                     let filter = changed_since(&s.groups.filter, attr, time);
                     if self.any_entry(&s.groups.base, &s.groups.base_field, &filter).await? {
-                        let (users, groups) =
-                            tokio::try_join!(self.read_users(&s.users.filter, false, true), self.read_groups_alongside())?;
+                        let (users, groups) = tokio::try_join!(
+                            self.read_users(&s.users.filter, false, true),
+                            self.read_groups_alongside()
+                        )?;
                         directory.groups = resolve(&users, groups);
                     }
                 }
@@ -320,8 +322,10 @@ impl<'a> Reader<'a> {
             _ => {
                 let filter = &s.users.filter;
                 let users = if request.groups {
-                    let (users, groups) =
-                        tokio::try_join!(self.read_users(filter, request.users, true), self.read_groups_alongside())?;
+                    let (users, groups) = tokio::try_join!(
+                        self.read_users(filter, request.users, true),
+                        self.read_groups_alongside()
+                    )?;
                     directory.groups = resolve(&users, groups);
                     users
                 } else {
