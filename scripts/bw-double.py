@@ -56,7 +56,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reply(404, {"object": "error", "message": "not found"})
 
 
-server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+# Threads: a client may keep one connection idle in its pool while it sends on another.
+server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 with open(sys.argv[1], "w") as f:
     f.write(str(server.server_address[1]))
 server.serve_forever()

@@ -270,6 +270,8 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
         changes,
         members: result.as_ref().ok().and_then(|o| o.members),
     });
+    drop(result);
+    return_freed_memory();
 
     Ok(match reconcile::next_due(&new_status, interval, failures) {
         Some(due) if !spec.suspend => Action::requeue(reconcile::requeue_after(due, Timestamp::now())),
@@ -494,6 +496,17 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// A sync's directory is freed when the sync ends, but glibc keeps freed pages in its heap: a
+/// controller that synced 100k users stayed at 60–80 MiB instead of its idle 12 MiB. Handing them
+/// back keeps the pod near its idle size between syncs (`scripts/bench-controller.sh`).
+fn return_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the heap to the system; no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(test)]
