@@ -823,6 +823,8 @@ mod tests {
         let out = untouched(&entries, &prev, CollectionState::Unsupported, "no collections API");
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|c| c.state == CollectionState::Unsupported));
+        // Both the entry and the collection only the last sync named say why.
+        assert!(out.iter().all(|c| c.message.as_deref() == Some("no collections API")));
         assert_eq!(out[0].granted, prev[0].granted);
         assert_eq!(out[1].granted, prev[1].granted);
         let asked = requested(&entries, &[]);
@@ -834,5 +836,21 @@ mod tests {
                 .unwrap()
                 .starts_with("Engineering would get access (readOnly)")
         );
+    }
+
+    #[test]
+    fn an_items_status_carries_its_collection_state_message_and_grants() {
+        let case = Case::new(vec![entry(&["Engineering", "SRE"], false)], Vec::new());
+        let plan = case.plan();
+        let item = &plan.items[0];
+        let grants = granted(&[("Engineering", "g-eng"), ("SRE", "g-sre")]);
+        let status = item.status(CollectionState::Failed, Some("granted".into()), grants.clone());
+        assert_eq!(status.id.as_deref(), Some(COLL));
+        assert_eq!(status.external_id, item.external_id);
+        assert_eq!(
+            (status.groups, status.state, status.message.as_deref()),
+            (2, CollectionState::Failed, Some("granted"))
+        );
+        assert_eq!(status.granted, grants);
     }
 }

@@ -137,6 +137,28 @@ mod tests {
         }
     }
 
+    /// Pending removals (removalGracePeriod) count with the removals of this sync: 40 now and 20
+    /// waiting is 60 of 1000, over 5%, though neither alone is.
+    #[test]
+    fn pending_removals_count_towards_the_limit() {
+        let i = GuardInput {
+            removals: 40,
+            pending: 20,
+            ..input()
+        };
+        let why = check(&guard(), &i).expect("40 + 20 pending of 1000 trips");
+        assert!(why.contains("remove 60 members"), "{why}");
+        assert!(why.contains("20 of them pending"), "{why}");
+        for (removals, pending) in [(40, 0), (20, 20)] {
+            let i = GuardInput {
+                removals,
+                pending,
+                ..input()
+            };
+            assert_eq!(check(&guard(), &i), None, "{removals} + {pending} pending");
+        }
+    }
+
     #[test]
     fn the_last_sync_size_is_the_base_without_a_member_listing() {
         let i = GuardInput {

@@ -637,11 +637,13 @@ mod tests {
     fn group_changes_are_split_into_created_and_updated_when_groups_are_listed() {
         let options = SyncOptions::default();
         let mut p = prepared(1);
-        p.groups.push(FlatGroup {
-            external_id: "h".into(),
-            name: "H".into(),
-            members: vec![],
-        });
+        for ext in ["h", "i"] {
+            p.groups.push(FlatGroup {
+                external_id: ext.into(),
+                name: ext.to_uppercase(),
+                members: vec![],
+            });
+        }
         let existing = vec![OrgGroup {
             id: "1".into(),
             name: "G".into(),
@@ -657,7 +659,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (plan.changes.groups_created, plan.changes.groups_updated),
-            (Some(1), Some(1))
+            (Some(2), Some(1))
         );
         let unknown = super::plan(&p, &input(&options)).unwrap();
         // Without the group listing, what is created is unknown: never a guess.
@@ -665,9 +667,18 @@ mod tests {
             (unknown.changes.groups_created, unknown.changes.groups_updated),
             (None, None)
         );
-        assert_eq!(unknown.changes.groups_sent, 2);
+        assert_eq!(unknown.changes.groups_sent, 3);
         assert_eq!(unknown.changes.invited, None);
         assert_eq!(unknown.changes.removed, None);
+    }
+
+    #[test]
+    fn members_sent_and_removals_sent_are_counted_apart() {
+        let options = SyncOptions::default();
+        let mut p = prepared(3);
+        p.users[2].deleted = true;
+        let plan = plan(&p, &input(&options)).unwrap();
+        assert_eq!((plan.changes.members_sent, plan.changes.removals_sent), (2, 1));
     }
 
     #[test]

@@ -250,4 +250,33 @@ mod tests {
         .unwrap();
         assert_eq!(reqs[0].members.last(), Some(&gone));
     }
+
+    /// A removal held back by removalGracePeriod is not sent; with overwriteExisting (which
+    /// removes everyone missing from the request) the member is sent as present instead.
+    #[test]
+    fn held_removals_are_left_out_or_kept_under_overwrite_existing() {
+        let p = prepared(3, 0); // u000001 disabled, u000002 deleted
+        let held: HashSet<&str> = ["u000001", "u000002"].into_iter().collect();
+        let mut options = SyncOptions {
+            remove_disabled: true,
+            ..Default::default()
+        };
+        let sent = |options: &SyncOptions| -> Vec<(String, bool)> {
+            build(&p, &[], &held, options).unwrap()[0]
+                .members
+                .iter()
+                .map(|m| (m.external_id.to_string(), m.deleted))
+                .collect()
+        };
+        assert_eq!(sent(&options), [("u000000".to_string(), false)]);
+        options.overwrite_existing = true;
+        assert_eq!(
+            sent(&options),
+            [
+                ("u000000".to_string(), false),
+                ("u000001".to_string(), false),
+                ("u000002".to_string(), false)
+            ]
+        );
+    }
 }

@@ -407,16 +407,19 @@ impl Graph {
                 .iter()
                 .map(|chunk| chunk.iter().map(|p| p.path.clone()).collect())
                 .collect();
-            let answers = futures::stream::iter(batches.into_iter().map(|paths| self.batch_once::<T>(paths)))
-                .buffered(self.parallel)
-                .collect::<Vec<_>>()
-                .await;
+            // Each batch's pages are folded in as the batch arrives (in order), not after the
+            // whole wave: a wave of a large read holds every membership of the directory.
+            let answers = futures::stream::iter(chunks.iter()).zip(
+                futures::stream::iter(batches.into_iter().map(|paths| self.batch_once::<T>(paths)))
+                    .buffered(self.parallel),
+            );
+            futures::pin_mut!(answers);
             let mut wait: Option<Duration> = None;
             let mut retried = false;
             let mut next_wave = Vec::new();
-            for (chunk, answer) in chunks.iter().zip(answers) {
-                let (answers, seconds) = answer?;
-                for (i, item) in answers {
+            while let Some((chunk, answer)) = answers.next().await {
+                let (replies, seconds) = answer?;
+                for (i, item) in replies {
                     let p = &chunk[i];
                     let status = StatusCode::from_u16(item.status).unwrap_or(StatusCode::BAD_GATEWAY);
                     let outcome = match status.as_u16() {
