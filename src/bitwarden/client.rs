@@ -27,6 +27,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -411,7 +412,7 @@ impl Client {
         method: Method,
         path: &str,
         query: &[(&str, &str)],
-        json_body: Option<&[u8]>,
+        json_body: Option<&Bytes>,
     ) -> Result<Reply, Error> {
         let url = format!("{}{path}", self.urls.api);
         self.http
@@ -425,7 +426,8 @@ impl Client {
                         request = request.query(query);
                     }
                     if let Some(body) = json_body {
-                        request = request.header(CONTENT_TYPE, "application/json").body(body.to_vec());
+                        // A shared buffer: an attempt does not copy an import of a large directory.
+                        request = request.header(CONTENT_TYPE, "application/json").body(body.clone());
                     }
                     request
                 },
@@ -537,8 +539,10 @@ impl Client {
 
     async fn put_collection_inner(&self, id: &str, update: &CollectionUpdate) -> Result<Put, Error> {
         let path = collection_path(id)?;
-        let body = serde_json::to_vec(update)
-            .map_err(|e| Error::BitwardenRejected(format!("cannot encode the access list: {e}")))?;
+        let body = Bytes::from(
+            serde_json::to_vec(update)
+                .map_err(|e| Error::BitwardenRejected(format!("cannot encode the access list: {e}")))?,
+        );
         // Within the cloud's write limits, counted for every client of this server in the process.
         let pace = crate::net::pace::shared(&self.urls.api, &WRITE_LIMITS);
         let _write = pace.acquire().await;
@@ -568,8 +572,10 @@ impl Client {
     }
 
     async fn import_inner(&self, request: &ImportRequest<'_>) -> Result<(), Error> {
-        let body = serde_json::to_vec(request)
-            .map_err(|e| Error::BitwardenRejected(format!("cannot encode the import: {e}")))?;
+        let body = Bytes::from(
+            serde_json::to_vec(request)
+                .map_err(|e| Error::BitwardenRejected(format!("cannot encode the import: {e}")))?,
+        );
         debug!(
             members = request.members.len(),
             groups = request.groups.len(),
