@@ -347,6 +347,7 @@ mod tests {
             )
             .unwrap();
             assert_eq!(ids(&p), vec!["new-guid"], "flip={flip}");
+            assert_eq!(p.left_out.duplicates, 1, "the twin is counted as left out");
         }
     }
 
@@ -432,6 +433,12 @@ mod tests {
         .unwrap();
         assert_eq!(p.users.len(), 4);
         assert!(p.groups.is_empty());
+        // The count is of the users left out: 3 loners more make 5 of 7 left out.
+        let mut more = dir();
+        more.users
+            .extend(["l2", "l3", "l4"].map(|id| user(id, Some(&format!("{id}@x.com")))));
+        let p = prepare(more, opts()).unwrap();
+        assert_eq!(p.left_out.in_no_synced_group, 5);
     }
 
     #[test]
