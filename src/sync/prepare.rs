@@ -317,6 +317,13 @@ mod tests {
     }
 
     #[test]
+    fn three_duplicate_emails_are_all_named_with_no_more_line() {
+        let msg = duplicate_emails_message(vec!["c@x.com".into(), "a@x.com".into(), "b@x.com".into()]);
+        let lines: Vec<&str> = msg.lines().collect();
+        assert_eq!(&lines[1..], &["a@x.com", "b@x.com", "c@x.com"]);
+    }
+
+    #[test]
     fn exact_repeats_collapse_silently() {
         let dir = Directory {
             users: vec![user("a", Some("a@x.com")), user("a", Some("a@x.com"))],
