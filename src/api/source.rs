@@ -1,5 +1,6 @@
 //! The directory a DirectorySync reads: exactly one provider, each with its own settings. The
-//! behaviour of each provider (validation, client, reader) lives in `crate::source::<provider>`.
+//! behaviour of each provider (validation, client, reader) lives in its folder under
+//! `src/source/`.
 
 use std::fmt;
 

@@ -1,7 +1,7 @@
 //! Validation of the resource's own fields (`spec.bitwarden`, `spec.sync`): the rules the CRD
 //! schema states (so they also hold where the apiserver does not enforce them, and for the CLI)
 //! plus what a schema cannot say. Each provider checks its `spec.source` settings itself
-//! (`crate::source`); the engine runs both and reports every problem at once.
+//! (`src/source/`); the engine runs both and reports every problem at once.
 
 use std::time::Duration;
 
