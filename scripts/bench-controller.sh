@@ -30,9 +30,8 @@ rm -f "$WORK.ldif"
 python3 "$ROOT/scripts/bw-double.py" "$WORK/bw.port" &
 BW_PID=$!
 CONTROLLER_PID=
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export KUBE_DIR=$WORK/kube
-KUBE_PORT=$(port) KUBE_ETCD_PORT=$(port) KUBE_ETCD_PEER_PORT=$(port) "$ROOT/scripts/kube-env.sh" start >/dev/null
+KUBE_PORT=$(free_port) KUBE_ETCD_PORT=$(free_port) KUBE_ETCD_PEER_PORT=$(free_port) "$ROOT/scripts/kube-env.sh" start >/dev/null
 cleanup() {
   [ -z "$CONTROLLER_PID" ] || kill "$CONTROLLER_PID" 2>/dev/null || true
   kill "$BW_PID" 2>/dev/null || true
@@ -46,7 +45,7 @@ kubectl create --validate=false -f "$ROOT/crds/directorysync.yaml" >/dev/null
 kubectl wait --for=condition=Established crd/directorysyncs.dirsync.dev --timeout=60s >/dev/null
 for _ in $(seq 1 50); do [ -s "$WORK/bw.port" ] && break; sleep 0.1; done
 
-METRICS_PORT=$(port)
+METRICS_PORT=$(free_port)
 DIRSYNC_LOG_LEVEL=${DIRSYNC_LOG_LEVEL:-warn} "$BIN" controller --metrics-addr "127.0.0.1:$METRICS_PORT" 2> "$WORK/controller.log" &
 CONTROLLER_PID=$!
 rss() { awk -v k="$1" '$1 == k ":" {printf "%.1f", $2 / 1024}' "/proc/$CONTROLLER_PID/status"; }

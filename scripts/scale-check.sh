@@ -21,9 +21,8 @@ python3 "$ROOT/scripts/gen-ldif.py" 20 "$BASE" > "$WORK.ldif"
 slapd_start "$WORK/slapd" "$BASE" scale-password "$WORK.ldif"
 rm -f "$WORK.ldif"
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export KUBE_DIR=$WORK/kube
-KUBE_PORT=$(port) KUBE_ETCD_PORT=$(port) KUBE_ETCD_PEER_PORT=$(port) "$ROOT/scripts/kube-env.sh" start >/dev/null
+KUBE_PORT=$(free_port) KUBE_ETCD_PORT=$(free_port) KUBE_ETCD_PEER_PORT=$(free_port) "$ROOT/scripts/kube-env.sh" start >/dev/null
 trap '"$ROOT/scripts/kube-env.sh" stop; slapd_stop; rm -rf "$WORK"' EXIT
 export KUBECONFIG=$KUBE_DIR/admin.kubeconfig
 kubectl create --validate=false -f "$ROOT/crds/directorysync.yaml" >/dev/null
