@@ -15,8 +15,9 @@ pub struct KeyIndex {
     ends: Vec<usize>,
     /// Per key, its value.
     values: Vec<u32>,
-    /// Key numbers, by the hash of the key.
-    table: HashTable<u32>,
+    /// Per key, its number and 32 bits of its hash: the table grows without reading (and hashing)
+    /// every key again, and a lookup reads a key's text only when those bits match.
+    table: HashTable<(u32, u32)>,
     hasher: DefaultHashBuilder,
 }
 
@@ -27,32 +28,45 @@ fn key_at<'t>(text: &'t str, ends: &[usize], n: u32) -> &'t str {
     &text[start..ends[n]]
 }
 
+/// The 32 bits of a key's hash that the table keeps.
+fn short_hash(hasher: &DefaultHashBuilder, key: &str) -> u32 {
+    (hasher.hash_one(key) >> 32) as u32
+}
+
+/// A short hash as the table's 64 bits: the table takes a bucket from the low bits and a tag from
+/// the top seven, which stay independent up to 2^25 buckets.
+fn spread(h: u32) -> u64 {
+    (u64::from(h) << 32) | u64::from(h)
+}
+
 impl KeyIndex {
     /// Sets the value of `key` (replacing an earlier one, as a map insert does).
     pub fn insert(&mut self, key: &str, value: u32) {
-        let hash = self.hasher.hash_one(key);
+        let h = short_hash(&self.hasher, key);
         let Self {
             text,
             ends,
             values,
             table,
-            hasher,
+            ..
         } = self;
-        if let Some(&n) = table.find(hash, |&n| key_at(text, ends, n) == key) {
+        if let Some(&(n, _)) = table.find(spread(h), |&(n, hn)| hn == h && key_at(text, ends, n) == key) {
             values[n as usize] = value;
             return;
         }
-        table.insert_unique(hash, ends.len() as u32, |&m| hasher.hash_one(key_at(text, ends, m)));
+        table.insert_unique(spread(h), (ends.len() as u32, h), |&(_, hm)| spread(hm));
         text.push_str(key);
         ends.push(text.len());
         values.push(value);
     }
 
     pub fn get(&self, key: &str) -> Option<u32> {
-        let hash = self.hasher.hash_one(key);
+        let h = short_hash(&self.hasher, key);
         self.table
-            .find(hash, |&n| key_at(&self.text, &self.ends, n) == key)
-            .map(|&n| self.values[n as usize])
+            .find(spread(h), |&(n, hn)| {
+                hn == h && key_at(&self.text, &self.ends, n) == key
+            })
+            .map(|&(n, _)| self.values[n as usize])
     }
 
     /// Heap bytes held (for the memory figures in the debug log).
@@ -60,7 +74,7 @@ impl KeyIndex {
         self.text.capacity()
             + self.ends.capacity() * size_of::<usize>()
             + self.values.capacity() * size_of::<u32>()
-            + self.table.capacity() * (size_of::<u32>() + 1)
+            + self.table.capacity() * (size_of::<(u32, u32)>() + 1)
     }
 }
 
