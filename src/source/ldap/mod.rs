@@ -202,22 +202,29 @@ fn lower_into(s: &str, out: &mut String) {
 
 /// Resolves every group's member values, once every user and group is known: a DN that names a
 /// user is a member, else one that names a synced group is a child, else it is ignored; a value
-/// that is not a DN is matched to a user's `uid`. Each member and child once per group.
+/// that is not a DN is matched to a user's `uid`. Each member and child once per group. A group's
+/// member values are dropped as soon as it is resolved, so the two are never held whole at once.
 fn resolve(users: &UsersRead, read: GroupsRead) -> Vec<Group> {
     let GroupsRead { groups, by_dn } = read;
     let mut user_seen = vec![u32::MAX; users.users.len()];
     let mut group_seen = vec![u32::MAX; groups.len()];
     let mut resolved = Vec::with_capacity(groups.len());
-    for (g, group) in groups.iter().enumerate() {
+    let mut child_indices = Vec::with_capacity(groups.len());
+    for (g, group) in groups.into_iter().enumerate() {
         let stamp = g as u32;
-        let mut members = Vec::new();
+        let PendingGroup {
+            external_id,
+            name,
+            refs,
+        } = group;
+        let mut members = Vec::with_capacity(refs.dns.ends.len() + refs.uids.ends.len());
         let mut children = Vec::new();
         let mut add_user = |u: u32, members: &mut Vec<String>| {
             if std::mem::replace(&mut user_seen[u as usize], stamp) != stamp {
                 members.push(users.users[u as usize].external_id.clone());
             }
         };
-        for key in group.refs.dns.iter() {
+        for key in refs.dns.iter() {
             if let Some(u) = users.by_dn.get(key) {
                 add_user(u, &mut members);
             } else if let Some(c) = by_dn.get(key)
@@ -226,30 +233,27 @@ fn resolve(users: &UsersRead, read: GroupsRead) -> Vec<Group> {
                 children.push(c);
             }
         }
-        for key in group.refs.uids.iter() {
+        for key in refs.uids.iter() {
             if let Some(u) = users.by_uid.get(key) {
                 add_user(u, &mut members);
             }
         }
-        resolved.push((members, children));
-    }
-    let ids: Vec<&str> = groups.iter().map(|g| g.external_id.as_str()).collect();
-    let children: Vec<Vec<String>> = resolved
-        .iter_mut()
-        .map(|(_, c)| c.iter().map(|&c| ids[c as usize].to_string()).collect())
-        .collect();
-    drop(ids);
-    groups
-        .into_iter()
-        .zip(resolved)
-        .zip(children)
-        .map(|((g, (members, _)), children)| Group {
-            external_id: g.external_id,
-            name: g.name,
+        resolved.push(Group {
+            external_id,
+            name,
             members,
-            children,
-        })
-        .collect()
+            children: Vec::new(),
+        });
+        child_indices.push(children);
+    }
+    let children: Vec<Vec<String>> = child_indices
+        .iter()
+        .map(|c| c.iter().map(|&c| resolved[c as usize].external_id.clone()).collect())
+        .collect();
+    for (group, children) in resolved.iter_mut().zip(children) {
+        group.children = children;
+    }
+    resolved
 }
 
 struct Reader<'a> {
