@@ -4,7 +4,7 @@
 # to Bitwarden, then stops the server. Nothing is sent anywhere.
 #
 #   ./scripts/demo.sh            readable output
-#   ./scripts/demo.sh --json     the JSON `bwdc test` would print
+#   ./scripts/demo.sh --json     the JSON `bwdc test` would print (add --pretty to indent it)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dirsync-target}

@@ -90,6 +90,9 @@ struct RunFlags {
     /// Keep the hash, cursor and last counts between runs in this JSON file.
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
+    /// Indent the JSON output by two spaces (as `bwdc --pretty`); it is compact otherwise.
+    #[arg(long, requires = "json")]
+    pretty: bool,
 }
 
 fn main() -> ExitCode {
@@ -114,6 +117,7 @@ fn main() -> ExitCode {
             name: run.name,
             state: run.state,
             json,
+            pretty: run.pretty,
             dry_run: true,
             ..Default::default()
         }),
@@ -127,6 +131,7 @@ fn main() -> ExitCode {
             name: run.name,
             state: run.state,
             json,
+            pretty: run.pretty,
             force,
             guard_override,
             dry_run: false,

@@ -186,7 +186,7 @@ async fn reconcile_inner(ds: &DirectorySync, ctx: &Context) -> Result<Action, Re
     let options = RunOptions {
         force,
         guard_override: annotations.get(GUARD_OVERRIDE_ANNOTATION).cloned(),
-        dry_run: false,
+        ..RunOptions::default()
     };
     let state = status::sync_state(current);
     let timer = Instant::now();

@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub guard_override: Option<String>,
     /// Compute and report, send nothing (also when the spec says `mode: DryRun`).
     pub dry_run: bool,
+    /// The caller prints only the directory (`dirsync test --json`): the plan is still built
+    /// and checked by the guard, but its summary (and the hash it shows) is not.
+    pub directory_only: bool,
 }
 
 /// Builds the source and the Bitwarden client a spec names. Tests plug in doubles here.
@@ -211,7 +214,8 @@ impl<'a> Session<'a> {
             return Err(Error::GuardTripped(format!(
                 "{why}; nothing was sent. If this is intended, annotate the DirectorySync with \
                  dirsync.dev/guard-override={} (CLI: --guard-override {}), or raise spec.sync.guard",
-                plan.hash, plan.hash
+                plan.hash(),
+                plan.hash()
             )));
         }
         let sent = !dry_run && plan.action == Action::Send;
@@ -255,7 +259,7 @@ impl<'a> Session<'a> {
         } else {
             let mut next = state.clone();
             if sent {
-                next.sync_hash = Some(plan.hash.clone());
+                next.sync_hash = Some(plan.hash().to_string());
             }
             next.cursor = state.next_cursor(read.cursor, full_read, now);
             if prepared.complete {
@@ -284,6 +288,7 @@ impl<'a> Session<'a> {
             api_url: bitwarden.api_url(),
             access,
             members,
+            plan_summary: !options.directory_only,
         });
         drop(plan);
         outcome.prepared = prepared;

@@ -80,6 +80,8 @@ pub struct Facts<'a> {
     pub api_url: &'a str,
     pub access: Report,
     pub members: Option<MemberCounts>,
+    /// Build the plan summary (off when the caller prints only the directory).
+    pub plan_summary: bool,
 }
 
 impl Outcome {
@@ -87,7 +89,9 @@ impl Outcome {
     /// directory in once the plan (which borrows it) is gone.
     pub fn new(f: Facts) -> Outcome {
         let plan = f.plan;
-        let summary = plan.summary(f.prepared);
+        // The summary shows the hash, which serialises every request: skipped when the caller
+        // prints only the directory.
+        let summary = f.plan_summary.then(|| plan.summary(f.prepared));
         let users = count_users(f.prepared);
         let groups = f.prepared.groups.len() as u64;
         let complete = f.prepared.complete;
@@ -99,10 +103,10 @@ impl Outcome {
         let message = match f.reason {
             Reason::DryRun => format!(
                 "{counts}; a sync would send {} active members, {} removals and {} groups in {} request(s){}",
-                summary.members,
-                summary.removals,
-                summary.groups,
-                summary.requests,
+                plan.active_members,
+                plan.removals,
+                groups,
+                plan.requests.len(),
                 match plan.action {
                     Action::Unchanged => " (unchanged since the last sync: nothing would be sent)",
                     Action::Empty => " (the directory is empty: nothing would be sent)",
@@ -153,7 +157,7 @@ impl Outcome {
             groups,
             left_out: f.prepared.left_out,
             changes,
-            plan: Some(summary),
+            plan: summary,
             pending_removals: plan.pending.clone(),
             sent: if f.sent {
                 plan.requests.iter().map(SentRequest::of).collect()

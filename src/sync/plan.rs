@@ -2,6 +2,7 @@
 //! whether the guard holds it back.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 
 use super::grace::{self, GraceInput};
@@ -51,7 +52,7 @@ pub struct Plan<'a> {
     pub action: Action,
     /// Borrows from the prepared directory and the member listing.
     pub requests: Vec<ImportRequest<'a>>,
-    pub hash: String,
+    hash: LazyHash<'a>,
     /// Members sent as active.
     pub active_members: u64,
     /// Removals the requests cause: exact when the members were listed, else an upper bound.
@@ -65,7 +66,37 @@ pub struct Plan<'a> {
     pub overridden: bool,
 }
 
+/// The hash of a plan's requests, computed when first asked for: serialising every request is
+/// a tenth of a large `dirsync test`, which prints no hash.
+#[derive(Clone, Debug)]
+struct LazyHash<'a> {
+    api_url: &'a str,
+    organization_id: &'a str,
+    value: OnceCell<String>,
+}
+
+impl<'a> LazyHash<'a> {
+    fn new(input: &PlanInput<'a>) -> Self {
+        LazyHash {
+            api_url: input.api_url,
+            organization_id: input.organization_id,
+            value: OnceCell::new(),
+        }
+    }
+
+    fn get(&self, requests: &[ImportRequest]) -> &str {
+        self.value
+            .get_or_init(|| sync_hash(self.api_url, self.organization_id, requests))
+    }
+}
+
 impl Plan<'_> {
+    /// The plan hash (`sync-semantics.md` §3): what skip-unchanged compares and what
+    /// `dirsync.dev/guard-override` names.
+    pub fn hash(&self) -> &str {
+        self.hash.get(&self.requests)
+    }
+
     pub fn summary(&self, prepared: &Prepared) -> PlanSummary {
         let mut sample_members: Vec<String> = self
             .requests
@@ -79,7 +110,7 @@ impl Plan<'_> {
             removals: self.removals,
             groups: prepared.groups.len() as u64,
             requests: self.requests.len() as u64,
-            hash: self.hash.clone(),
+            hash: self.hash().to_string(),
             sample_members,
             sample_removals: self.removal_sample.clone(),
             pending_removals: self.pending.len() as u64,
@@ -127,7 +158,7 @@ pub fn out_of_scope<'a>(prepared: &Prepared, members: &'a [OrgMember], options: 
 #[derive(Clone, Debug)]
 pub struct Draft<'a> {
     pub requests: Vec<ImportRequest<'a>>,
-    pub hash: String,
+    hash: LazyHash<'a>,
     /// Removals that wait for `removalGracePeriod`: the pending list to keep.
     pub pending: Vec<PendingRemoval>,
 }
@@ -163,10 +194,9 @@ pub fn draft<'a>(prepared: &'a Prepared, input: &PlanInput<'a>) -> Result<Draft<
         .unwrap_or_default();
     let (grace, due) = grace::decide(prepared, gone, input.options.remove_disabled, &input.grace);
     let requests = request::build(prepared, &due, &grace.held, input.options)?;
-    let hash = sync_hash(input.api_url, input.organization_id, &requests);
     Ok(Draft {
         requests,
-        hash,
+        hash: LazyHash::new(input),
         pending: grace.pending,
     })
 }
@@ -232,13 +262,13 @@ pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) 
         } else {
             Action::Empty
         };
-        if plan.action == Action::GuardTripped && input.guard_override == Some(plan.hash.as_str()) {
+        if plan.action == Action::GuardTripped && input.guard_override.is_some_and(|allowed| allowed == plan.hash()) {
             plan.overridden = true;
             plan.action = Action::Empty;
         }
         return plan;
     }
-    let unchanged = input.last_hash == Some(plan.hash.as_str());
+    let unchanged = input.last_hash.is_some_and(|last| last == plan.hash());
     // Unchanged requests are not sent again; the guard still looks at a pending list.
     if unchanged && plan.pending.is_empty() {
         plan.action = Action::Unchanged;
@@ -250,7 +280,7 @@ pub fn assess<'a>(prepared: &Prepared, draft: Draft<'a>, input: &PlanInput<'a>) 
     }
     if let Some(why) = why {
         plan.guard = Some(why);
-        if input.guard_override == Some(plan.hash.as_str()) {
+        if input.guard_override.is_some_and(|allowed| allowed == plan.hash()) {
             plan.overridden = true;
         } else {
             plan.action = Action::GuardTripped;
@@ -422,13 +452,13 @@ mod tests {
         let again = plan(
             &p,
             &PlanInput {
-                last_hash: Some(&first.hash),
+                last_hash: Some(first.hash()),
                 ..input(&options)
             },
         )
         .unwrap();
         assert_eq!(again.action, Action::Unchanged);
-        assert_eq!(again.hash, first.hash);
+        assert_eq!(again.hash(), first.hash());
     }
 
     #[test]
@@ -482,7 +512,7 @@ mod tests {
             &empty,
             &PlanInput {
                 members: Some(&members),
-                guard_override: Some(&p.hash),
+                guard_override: Some(p.hash()),
                 ..input(&options)
             },
         )
@@ -690,7 +720,7 @@ mod tests {
         assert_eq!((s.members, s.removals, s.groups, s.requests), (50, 0, 1, 1));
         assert_eq!(s.sample_members.len(), 5);
         assert_eq!(s.sample_groups, vec!["G"]);
-        assert_eq!(s.hash, plan.hash);
+        assert_eq!(s.hash, plan.hash());
     }
 
     fn empty(complete: bool) -> Prepared {
@@ -756,7 +786,7 @@ mod tests {
         let p = plan(
             &nothing,
             &PlanInput {
-                guard_override: Some(&tripped.hash),
+                guard_override: Some(tripped.hash()),
                 ..after
             },
         )

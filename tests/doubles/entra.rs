@@ -1136,15 +1136,18 @@ spec:
     )
     .unwrap();
     let path = file.display().to_string();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
-            .args(["test", "--json", "-f", &path])
-            .env_remove("RUST_LOG")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let run = |extra: Option<&'static str>| {
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_dirsync"))
+                .args(["test", "--json", "-f", &path])
+                .args(extra)
+                .env_remove("RUST_LOG")
+                .output()
+                .unwrap()
+        })
+    };
+    let out = run(None).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(!stderr.contains(&entra.client_secret()), "no secret in the logs");
@@ -1167,5 +1170,17 @@ spec:
         "deletedUsers": []
     });
     assert_eq!(got, want);
+    assert_eq!(
+        out.stdout.iter().filter(|&&b| b == b'\n').count(),
+        1,
+        "compact JSON: one line"
+    );
+    let pretty = run(Some("--pretty")).await.unwrap();
+    assert!(pretty.status.success(), "{}", String::from_utf8_lossy(&pretty.stderr));
+    assert!(
+        pretty.stdout.starts_with(b"{\n  \"groups\": [\n    {\n"),
+        "--pretty indents by two"
+    );
+    assert_eq!(serde_json::from_slice::<Value>(&pretty.stdout).unwrap(), want);
     assert!(bitwarden.requests().is_empty(), "test sends nothing to Bitwarden");
 }
