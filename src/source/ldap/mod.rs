@@ -238,6 +238,10 @@ fn resolve(users: &UsersRead, read: GroupsRead) -> Vec<Group> {
                 add_user(u, &mut members);
             }
         }
+        // Sized for every value being a user; most of them were not (a narrow user filter).
+        if members.len() < members.capacity() / 2 {
+            members.shrink_to_fit();
+        }
         resolved.push(Group {
             external_id,
             name,
