@@ -10,18 +10,15 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dirsync-target}
-N=${1:-100k}
-N=${N,,}
-N=${N/k/000}
-N=${N/m/000000}
+# shellcheck source=scripts/lib/slapd.sh
+. "$ROOT/scripts/lib/slapd.sh"
+N=$(user_count "${1:-}")
 SYNCS=${SYNCS:-3}
 bash "$ROOT/scripts/ci-install-ldap.sh" >&2
 cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml" --bin dirsync
 BIN=$CARGO_TARGET_DIR/release/dirsync
 
 BASE="dc=bench,dc=example"
-# shellcheck source=scripts/lib/slapd.sh
-. "$ROOT/scripts/lib/slapd.sh"
 WORK=$(mktemp -d /tmp/dirsync-bench-controller.XXXXXX)
 echo "bench: $N users and $((N / 100)) nested groups into slapd" >&2
 python3 "$ROOT/scripts/gen-ldif.py" "$N" "$BASE" > "$WORK.ldif"

@@ -15,17 +15,14 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/dirsync-target}
-N=${1:-100k}
-N=${N,,}
-N=${N/k/000}
-N=${N/m/000000}
+# shellcheck source=scripts/lib/slapd.sh
+. "$ROOT/scripts/lib/slapd.sh"
+N=$(user_count "${1:-}")
 RUNS=${RUNS:-3}
 bash "$ROOT/scripts/ci-install-ldap.sh" >&2
 [ -x /usr/bin/time ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null; }
 
 BASE="dc=bench,dc=example"
-# shellcheck source=scripts/lib/slapd.sh
-. "$ROOT/scripts/lib/slapd.sh"
 WORK=$(mktemp -d /tmp/dirsync-bench.XXXXXX)
 echo "bench: generating $N users and $((N / 100)) nested groups" >&2
 python3 "$ROOT/scripts/gen-ldif.py" "$N" "$BASE" > "$WORK.ldif"

@@ -1,6 +1,15 @@
-# Shell helpers for the demo and the LDAP benchmark: a throwaway slapd in a temp directory.
+# Shell helpers for the demo and the benchmarks: the size argument, free ports, and a throwaway
+# slapd in a temp directory.
 # Source it, then call `slapd_start WORK BASE_DN ROOT_PASSWORD LDIF`; it sets SLAPD_PORT and
 # registers a trap that stops the server and removes WORK on exit.
+
+# A directory size as the benchmarks take it: 100k, 1m or a plain number (default 100k).
+user_count() {
+  local n=${1:-100k}
+  n=${n,,}
+  n=${n/k/000}
+  echo "${n/m/000000}"
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
